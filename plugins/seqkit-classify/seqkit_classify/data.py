@@ -1,0 +1,181 @@
+"""A sequence-classification data module: token sequences with one label each.
+
+By default the data is generated (seeded, no download): each sequence is a run of random symbols
+with one marker ``#`` somewhere in it, and its class is the symbol right after the marker. A
+bag-of-symbols model cannot solve it (it does not know which symbol follows the marker), so the
+LSTM has to carry that symbol in its state to the end of the sequence.
+
+With ``data_dir`` it reads your own files instead: ``train.tsv``, ``val.tsv`` and ``test.tsv``,
+one example per line, ``label<TAB>space-separated tokens``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Optional
+
+import torch
+from torch.utils.data import Dataset
+
+from seqkit import Batch, DataError, SeqDataModule, Spec, Vocab, pad, require_file
+
+MARKER = "#"
+
+
+class _Examples(Dataset):
+    def __init__(self, items: list[tuple[list[int], int]]) -> None:
+        self.items = items
+        self.lengths = [len(x) for x, _ in items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        return self.items[i]
+
+
+def generate_marker_task(n: int, num_symbols: int, min_len: int, max_len: int, seed: int) -> list[tuple[str, list[str]]]:
+    """``n`` (label, tokens) pairs of the marker task, reproducible from ``seed``."""
+    rng = random.Random(seed)
+    symbols = [chr(ord("a") + k) for k in range(num_symbols)]
+    out = []
+    for _ in range(n):
+        length = rng.randint(min_len, max_len)
+        tokens = [rng.choice(symbols) for _ in range(length)]
+        pos = rng.randrange(0, length - 1)
+        tokens[pos] = MARKER
+        out.append((tokens[pos + 1], tokens))
+    return out
+
+
+def read_tsv(path: str) -> list[tuple[str, list[str]]]:
+    """(label, tokens) pairs from ``label<TAB>tokens`` lines; errors name the file and line."""
+    require_file(path)
+    rows = []
+    with open(path, encoding="utf-8", errors="strict") as fh:
+        try:
+            for lineno, line in enumerate(fh, 1):
+                line = line.rstrip("\n")
+                if not line.strip():
+                    continue
+                if "\t" not in line:
+                    raise DataError(f"{path}:{lineno}: expected 'label<TAB>tokens', found no tab")
+                label, text = line.split("\t", 1)
+                tokens = text.split()
+                if not tokens:
+                    raise DataError(f"{path}:{lineno}: empty sequence")
+                rows.append((label.strip(), tokens))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}:{lineno + 1}: not valid UTF-8 ({exc.reason})") from exc
+    if not rows:
+        raise DataError(f"{path}: no examples")
+    return rows
+
+
+class MarkerTaskData(SeqDataModule):
+    """Token sequences with one label each: the generated marker task, or your own TSV files."""
+
+    def __init__(
+        self,
+        data_dir: Optional[str] = None,
+        predict_file: Optional[str] = None,
+        num_train: int = 4000,
+        num_val: int = 500,
+        num_test: int = 500,
+        num_symbols: int = 8,
+        min_len: int = 5,
+        max_len: int = 40,
+        batch_size: int = 64,
+        eval_batch_size: Optional[int] = None,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        """
+        Args:
+            data_dir: Folder with train.tsv, val.tsv and test.tsv (label<TAB>tokens); null
+                generates the marker task instead.
+            predict_file: Text file of space-separated tokens, one sequence per line, for predict.
+            num_train: Generated training sequences.
+            num_val: Generated validation sequences.
+            num_test: Generated test sequences.
+            num_symbols: Size of the generated alphabet (and number of classes).
+            min_len: Shortest generated sequence.
+            max_len: Longest generated sequence.
+            batch_size: Sequences per training batch (per process under DDP).
+            eval_batch_size: Sequences per evaluation batch (default: batch_size).
+            num_workers: DataLoader worker processes.
+            seed: Seed of the generator and of shuffling.
+        """
+        super().__init__(batch_size, eval_batch_size, num_workers, seed)
+        if data_dir is not None and not os.path.isdir(data_dir):
+            raise DataError(f"data.data_dir: folder not found: {data_dir}")
+        if predict_file is not None:
+            require_file(predict_file, "data.predict_file")
+        if min_len < 2 or max_len < min_len:
+            raise DataError(f"data.min_len must be >= 2 and <= data.max_len (got {min_len} and {max_len})")
+        self.data_dir, self.predict_file = data_dir, predict_file
+        self.sizes = {"train": num_train, "val": num_val, "test": num_test}
+        self.num_symbols, self.min_len, self.max_len = num_symbols, min_len, max_len
+        self.vocab: Vocab | None = None
+        self.labels: list[str] | None = None
+
+    def _raw(self, split: str) -> list[tuple[str, list[str]]]:
+        if self.data_dir is not None:
+            return read_tsv(os.path.join(self.data_dir, f"{split}.tsv"))
+        offset = {"train": 0, "val": 1, "test": 2}[split]
+        return generate_marker_task(self.sizes[split], self.num_symbols, self.min_len, self.max_len, self.seed * 1000 + offset)
+
+    def build_spec(self) -> Spec:
+        if self.vocab is None:
+            train = self._raw("train")
+            self.vocab = Vocab.build(tokens for _, tokens in train)
+            self.labels = sorted({label for label, _ in train})
+        return Spec(
+            input_kind="tokens",
+            input_size=len(self.vocab),
+            pad_id=self.vocab.pad_id,
+            num_classes=len(self.labels),
+            vocabs={"tokens": self.vocab},
+            extra={"labels": list(self.labels)},
+        )
+
+    def _encode(self, rows: list[tuple[str, list[str]]], split: str) -> _Examples:
+        index = {label: i for i, label in enumerate(self.labels)}
+        items = []
+        for n, (label, tokens) in enumerate(rows):
+            if label not in index:
+                raise DataError(f"{split} example {n + 1}: label {label!r} was not seen in training (known: {', '.join(self.labels)})")
+            items.append((self.vocab.encode(tokens), index[label]))
+        return _Examples(items)
+
+    def setup(self, stage: str) -> None:
+        self.spec  # noqa: B018 - builds the vocabulary if it is not restored yet
+        if stage == "fit":
+            self.train_set = self._encode(self._raw("train"), "train")
+        if stage in ("fit", "validate"):
+            self.val_set = self._encode(self._raw("val"), "val")
+        if stage == "test":
+            self.test_set = self._encode(self._raw("test"), "test")
+        if stage == "predict":
+            if self.predict_file is None:
+                self.predict_set = _Examples([(ids, -1) for ids, _ in self._encode(self._raw("test"), "test").items])
+            else:
+                with open(self.predict_file, encoding="utf-8") as fh:
+                    lines = [line.split() for line in fh if line.strip()]
+                self.predict_set = _Examples([(self.vocab.encode(toks), -1) for toks in lines])
+
+    def collate(self, examples: list) -> Batch:
+        inputs, lengths = pad([ids for ids, _ in examples], value=self.vocab.pad_id, dtype=torch.long)
+        targets = torch.tensor([y for _, y in examples], dtype=torch.long)
+        return Batch(inputs=inputs, lengths=lengths, targets=targets)
+
+    def state_dict(self) -> dict:
+        if self.vocab is None:
+            return {}
+        return {"vocab": self.vocab.state_dict(), "labels": list(self.labels)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self.vocab = Vocab.from_state(state["vocab"])
+            self.labels = list(state["labels"])
