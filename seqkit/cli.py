@@ -92,7 +92,8 @@ class SeqkitCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, self.config)
         ckpt_path = config.get("ckpt_path")
-        state = _datamodule_state(ckpt_path) if ckpt_path else None
+        # "last", "best", "hpc", "registry" are resolved by Lightning itself later
+        state = _datamodule_state(ckpt_path) if ckpt_path and os.path.sep in ckpt_path or (ckpt_path or "").endswith(".ckpt") else None
         self._restore_token = _RESTORE.set(state)
         try:
             self._resolved_yaml = self._parser(self.subcommand).dump(config, skip_none=False, skip_validation=True)
@@ -189,6 +190,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         argv = _config_from_checkpoint(argv)
         if argv[:1] in (["-h"], ["--help"]):
             print(USAGE_EXTRA.strip("\n"), file=sys.stderr)
+        warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
         SeqkitCLI(args=argv)
     except SeqkitError as exc:
         sys.stderr.write(f"seqkit: error: {exc}\n")

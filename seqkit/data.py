@@ -5,7 +5,6 @@ checkpoint so that prediction needs nothing but the checkpoint."""
 from __future__ import annotations
 
 import contextvars
-import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -45,11 +44,14 @@ class LengthBucketSampler:
     """Batches of indices of similar length, sharded across DDP ranks.
 
     ``lengths`` is one length per example, or the number of examples when lengths are unknown.
-
     Examples are shuffled (per epoch, from ``seed``), grouped into pools of ``pool`` batches,
-    sorted by length inside each pool and cut into batches, so little padding is computed. Under
-    DDP every rank gets the same number of batches (training pads with repeated batches,
-    evaluation pads the index list like ``DistributedSampler``), so no rank waits at epoch end.
+    sorted by length inside each pool and cut into batches, so little padding is computed.
+
+    Under DDP the sampler builds *global* batches of ``batch_size * num_replicas`` exactly as a
+    single process with that batch size would, and gives each rank one contiguous slice of every
+    global batch. So every rank gets the same number of batches (no rank waits at epoch end), and
+    a run on N processes sees the same global batches as a run on one process with N times the
+    batch size: their losses agree.
     """
 
     def __init__(
@@ -71,30 +73,38 @@ class LengthBucketSampler:
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at every epoch so the shuffle differs between epochs."""
         self.epoch = epoch
 
-    def _batches(self) -> list[list[int]]:
+    def global_batches(self) -> list[list[int]]:
+        """This epoch's batches of ``batch_size * num_replicas`` indices, identical on every rank."""
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(self._n, generator=g).tolist() if self.shuffle else list(range(self._n))
-        if not self.shuffle and self.num_replicas > 1:
-            total = math.ceil(self._n / self.num_replicas) * self.num_replicas
-            order = (order + order[: total - self._n])[self.rank :: self.num_replicas]
-        chunk = self._bs * self.pool
+        size = self._bs * self.num_replicas
         batches = []
-        for start in range(0, len(order), chunk):
-            part = order[start : start + chunk]
+        for start in range(0, len(order), size * self.pool):
+            part = order[start : start + size * self.pool]
             if self._lengths is not None:
                 part.sort(key=lambda i: self._lengths[i])
-            batches += [part[k : k + self._bs] for k in range(0, len(part), self._bs)]
-        if self.drop and batches and len(batches[-1]) < self._bs:
+            batches += [part[k : k + size] for k in range(0, len(part), size)]
+        if self.drop and batches and len(batches[-1]) < size:
             batches.pop()
         if self.shuffle:
-            perm = torch.randperm(len(batches), generator=g).tolist()
-            batches = [batches[p] for p in perm]
-            if self.num_replicas > 1:
-                total = math.ceil(len(batches) / self.num_replicas) * self.num_replicas
-                batches = (batches + batches[: total - len(batches)])[self.rank :: self.num_replicas]
+            batches = [batches[p] for p in torch.randperm(len(batches), generator=g).tolist()]
         return batches
+
+    def _batches(self) -> list[list[int]]:
+        R, r = self.num_replicas, self.rank
+        out = []
+        for batch in self.global_batches():
+            if R > 1:
+                if len(batch) < R:  # too few examples for every rank: repeat some (writers dedupe)
+                    batch = (batch * R)[:R]
+                k, m = divmod(len(batch), R)
+                start = r * k + min(r, m)
+                batch = batch[start : start + k + (1 if r < m else 0)]
+            out.append(batch)
+        return out
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._batches())
