@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 
 from seqkit.callbacks import PredictionWriter, atomic_write
 from seqkit.data import LengthBucketSampler, SeqDataModule, pad, require_file
+from seqkit.decoding import Hypotheses, beam_search, greedy_search
 from seqkit.encoders import FeatureProjection, InputEncoder, TokenEmbedding
 from seqkit.errors import DataError, SeqkitError
 from seqkit.head import Head
@@ -22,6 +23,7 @@ __all__ = [
     "Encoded",
     "FeatureProjection",
     "Head",
+    "Hypotheses",
     "InputEncoder",
     "LSTMStack",
     "LengthBucketSampler",
@@ -35,7 +37,9 @@ __all__ = [
     "Tokenizer",
     "Vocab",
     "atomic_write",
+    "beam_search",
     "final_hidden",
+    "greedy_search",
     "hookimpl",
     "length_mask",
     "pad",
