@@ -51,7 +51,9 @@ class PredictionWriter(BasePredictionWriter):
     """Writes the head's prediction records to one file, in input order.
 
     The format follows the extension: ``.csv`` (one column per field), ``.jsonl`` (one JSON
-    object per line) or ``.txt`` (the ``text`` field only, one line per input).
+    object per line) or ``.txt`` (the ``text`` field only, one line per input). A head that
+    defines ``write_predictions(path, records)`` writes the file itself instead (records are
+    gathered from all ranks, deduplicated and ordered first; it runs on rank zero only).
     """
 
     def __init__(self, output: Optional[str] = None) -> None:
@@ -80,7 +82,8 @@ class PredictionWriter(BasePredictionWriter):
             trainer.log_dir or trainer.default_root_dir,
             f"predictions.{getattr(pl_module.head, 'prediction_format', 'csv')}",
         )
-        write_records(path, ordered)
+        # a head may lay out its own files (one row per frame, a picture beside them)
+        getattr(pl_module.head, "write_predictions", write_records)(path, ordered)
         self.written = path
         rank_zero_info(f"seqkit: wrote {len(ordered)} predictions to {path}")
 
