@@ -37,25 +37,85 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "default_root_dir": "runs",
 }
 
-# key fragment in a jsonargparse message -> registry kind whose names are the valid choices
-_KEY_KINDS = {"model.head": "heads", "model.encoder": "encoders", "data": "datamodules"}
+# config key -> (what its classes are called, how to list the valid choices)
+_CLASS_KEYS = {
+    "model.head": "heads",
+    "model.encoder": "encoders",
+    "model.rnn": "recurrent stacks",
+    "data": "datamodules",
+}
+
+
+def _choices(kind: str) -> list[str]:
+    if kind == "recurrent stacks":
+        from seqkit.lstm import RecurrentStack
+
+        found, todo = set(), list(RecurrentStack.__subclasses__())
+        while todo:
+            cls = todo.pop()
+            todo += cls.__subclasses__()
+            if not getattr(cls, "__abstractmethods__", None):
+                found.add(cls.__name__)
+        return sorted(found)
+    return _plugins.get_registry().names(kind)
+
+
+def _type_name(text: str) -> str:
+    text = text.strip()
+    literal = re.match(r"typing\.Literal\[(.*)\]$", text)
+    if literal:
+        return "one of: " + ", ".join(v.strip().strip("'\"") for v in literal.group(1).split(","))
+    m = re.match(r"<class '(?:[\w.]+\.)?(\w+)'>", text)
+    name = m.group(1) if m else text
+    return "null" if name == "NoneType" else name
 
 
 def _explain(message: str) -> str:
-    """Shorten jsonargparse's message and add the installed choices for class_path errors."""
-    first = message.strip().splitlines()
-    text = " ".join(line.strip() for line in first if line.strip())
-    text = re.sub(r"\s+", " ", text)
-    registry = _plugins.get_registry()
-    for key, kind in _KEY_KINDS.items():
-        if f'"{key}"' in text or f"'{key}'" in text or f"key {key}" in text:
-            bad = re.search(r"(?:dot import path string|Import path|import) ['\"]?([\w.]+)['\"]?", text)
-            names = ", ".join(registry.names(kind)) or "(none installed)"
-            lead = f"unknown class {bad.group(1)!r} for {key}" if bad and "import" in text.lower() else None
-            if lead:
-                return f"{lead}; installed {kind}: {names}"
-            return f"{text} (installed {kind}: {names})"
-    return text
+    """Turn jsonargparse's multi-line message into one line naming the YAML key, what was
+    expected and, for an unknown class, the installed choices."""
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    key = ""
+    for k in keys:  # nested keys: "model.head" then "hidden_size" -> model.head.init_args.hidden_size
+        key = k if not key or k.startswith(key) else f"{key}.init_args.{k}"
+    bad_class = re.search(r"Expected a dot import path string: (\S+)", message)
+    if bad_class:
+        kind = _CLASS_KEYS.get(key, "classes")
+        names = ", ".join(_choices(kind)) or "(none installed)"
+        return f"{key}: unknown class {bad_class.group(1)!r}; installed {kind}: {names}"
+    option = re.search(r"Option '([^']+)' is not accepted", message)
+    if option:
+        cls = re.search(r"class_path='([\w.]+)'", message)
+        valid = ""
+        if cls:
+            try:
+                import importlib
+                import inspect
+
+                mod, _, name = cls.group(1).rpartition(".")
+                params = list(inspect.signature(getattr(importlib.import_module(mod), name)).parameters)
+                params = [p for p in params if p not in ("self", "spec", "input_size", "args", "kwargs")]
+                valid = f"; {name} takes: {', '.join(params)}"
+            except Exception:  # noqa: BLE001 - the hint is optional
+                pass
+        where = f"{key}: " if key else ""
+        return f"{where}unknown option {option.group(1)!r}{valid}"
+    expected = [_type_name(t) for t in re.findall(r"Expected an? (.+?)(?:\. Got value|$)", message, flags=re.M)]
+    expected = [e for e in expected if not e.startswith("path") and "dot import path" not in e]
+    given = re.search(r"(?:Got value|Given value): (.+?)(?:\. Got value|$)", message, flags=re.M)
+    if key and expected:
+        got = f", got {given.group(1).strip()!r}" if given else ""
+        return f"{key}: expected {' or '.join(dict.fromkeys(expected))}{got}"
+    missing = re.search(r"File does not exist: '?([^']+)'?", message)
+    if missing:
+        return f"{key or 'config'}: file not found: {missing.group(1)}"
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
+USAGE_EXTRA = """
+other commands:
+  seqkit plugins [--json]   list installed plugins with their heads, data modules and encoders
+  seqkit new-plugin NAME    generate a plugin package (hooks, head, data module, config, tests)
+"""
 
 
 class SeqkitArgumentParser(LightningArgumentParser):
@@ -75,7 +135,15 @@ class SeqkitCLI(LightningCLI):
     def __init__(self, args: Any = None, **kwargs: Any) -> None:
         kwargs.setdefault("trainer_defaults", TRAINER_DEFAULTS)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
-        kwargs.setdefault("parser_kwargs", {"default_env": False})
+        kwargs.setdefault("parser_kwargs", {
+            "default_env": False,
+            "description": "seqkit: LSTM sequence models on PyTorch Lightning, configured in YAML.",
+            "epilog": USAGE_EXTRA.strip("\n")
+            + "\nexamples:\n  seqkit fit --config configs/classify.yaml\n"
+            "  seqkit fit --config configs/classify.yaml --config configs/trainer/ddp.yaml\n"
+            "  seqkit predict --ckpt_path runs/.../last.ckpt --prediction.output preds.csv",
+            "formatter_class": argparse.RawDescriptionHelpFormatter,
+        })
         super().__init__(
             SequenceModel,
             SeqDataModule,
@@ -154,6 +222,20 @@ def _config_from_checkpoint(argv: list[str]) -> list[str]:
     return [argv[0], "--config", tmp, *argv[1:]]
 
 
+def _user_error(exc: BaseException) -> str | None:
+    """The message of the SeqkitError behind ``exc`` (jsonargparse and Lightning wrap errors
+    raised while classes are instantiated), or None for a genuine bug."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, SeqkitError):
+            return str(exc)
+        if isinstance(exc, FileNotFoundError) and exc.filename:
+            return f"file not found: {exc.filename}"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def plugins_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="seqkit plugins", description="List installed seqkit plugins.")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -175,28 +257,38 @@ def plugins_command(argv: list[str]) -> int:
     return 0
 
 
-USAGE_EXTRA = """
-other commands:
-  plugins [--json]      list installed plugins with their heads, data modules and encoders
-"""
+def _show_plugin_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, _plugins.PluginLoadWarning):
+        (file or sys.stderr).write(f"{message}\n")
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
 
 
 def main(argv: Optional[list[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    warnings.showwarning = _show_plugin_warning
     try:
         if argv[:1] == ["plugins"]:
             sys.exit(plugins_command(argv[1:]))
+        if argv[:1] == ["new-plugin"]:
+            from seqkit.scaffold import new_plugin_command
+
+            sys.exit(new_plugin_command(argv[1:]))
         _plugins.get_registry()
         argv = _config_from_checkpoint(argv)
-        if argv[:1] in (["-h"], ["--help"]):
-            print(USAGE_EXTRA.strip("\n"), file=sys.stderr)
         warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
+        # seqkit's LengthBucketSampler returns every index when predicting (writers dedupe DDP padding)
+        warnings.filterwarnings("ignore", message=".*custom batch sampler `LengthBucketSampler` for prediction.*")
+        warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
         SeqkitCLI(args=argv)
-    except SeqkitError as exc:
-        sys.stderr.write(f"seqkit: error: {exc}\n")
-        sys.exit(1)
-    except FileNotFoundError as exc:
-        sys.stderr.write(f"seqkit: error: file not found: {exc.filename or exc}\n")
+    except Exception as exc:  # noqa: BLE001
+        user_error = _user_error(exc)
+        if user_error is None:
+            raise
+        sys.stderr.write(f"seqkit: error: {user_error}\n")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.stderr.write("seqkit: interrupted\n")

@@ -108,8 +108,6 @@ class MarkerTaskData(SeqDataModule):
             seed: Seed of the generator and of shuffling.
         """
         super().__init__(batch_size, eval_batch_size, num_workers, seed)
-        if data_dir is not None and not os.path.isdir(data_dir):
-            raise DataError(f"data.data_dir: folder not found: {data_dir}")
         if predict_file is not None:
             require_file(predict_file, "data.predict_file")
         if min_len < 2 or max_len < min_len:
@@ -122,6 +120,9 @@ class MarkerTaskData(SeqDataModule):
 
     def _raw(self, split: str) -> list[tuple[str, list[str]]]:
         if self.data_dir is not None:
+            # checked here, not in __init__: predicting from a checkpoint needs no training data
+            if not os.path.isdir(self.data_dir):
+                raise DataError(f"data.data_dir: folder not found: {self.data_dir}")
             return read_tsv(os.path.join(self.data_dir, f"{split}.tsv"))
         offset = {"train": 0, "val": 1, "test": 2}[split]
         return generate_marker_task(self.sizes[split], self.num_symbols, self.min_len, self.max_len, self.seed * 1000 + offset)
