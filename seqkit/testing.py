@@ -1,0 +1,626 @@
+"""Contract checks for plugin authors: call them from your plugin's own tests.
+
+    from seqkit.testing import check_datamodule, check_head, check_plugin
+
+    def test_plugin():
+        check_plugin(my_plugin.plugin)                   # hooks register valid classes
+
+    def test_data():
+        check_datamodule(MyData, num_train=64)           # spec, setup, collate, state, DDP shards
+
+    def test_head():
+        check_head(MyHead, MyData(num_train=64, batch_size=8))
+
+Each check runs the object the way seqkit's CLI and Lightning will (one CPU process, a few tiny
+steps) and raises :class:`ContractError` (an ``AssertionError``) naming the class, the check and
+what was wrong, so pytest shows one readable failure. They mirror the contract in
+``seqkit/head.py`` and ``seqkit/data.py``; what DDP needs (every parameter used in a training
+step, equal batch counts on every rank) is checked here on one process, where it is cheap.
+
+:func:`isolated_registry` (and the ``seqkit_plugins`` pytest fixture) gives a plugin registry that
+holds only the plugins you name, and puts the previous one back afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import io
+import json
+import logging
+import math
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator
+
+import torch
+from torch.nn.parameter import UninitializedParameter
+from torch.utils.data import Subset
+
+from seqkit import plugins as _plugins
+from seqkit.data import _RESTORE, SeqDataModule
+from seqkit.head import STAGES, Head
+from seqkit.lstm import LSTMStack
+from seqkit.model import SequenceModel
+from seqkit.spec import Batch, Spec
+
+__all__ = ["ContractError", "ContractReport", "check_datamodule", "check_head", "check_plugin", "isolated_registry"]
+
+DEFAULT_RNN = functools.partial(LSTMStack, hidden_size=16)
+"""The recurrent stack ``check_head`` builds the model with unless told otherwise (small, fast)."""
+
+_FORMATS = ("csv", "txt", "jsonl")
+
+
+class ContractError(AssertionError):
+    """A plugin class breaks seqkit's contract; the message names the class and the check."""
+
+
+@dataclass
+class ContractReport:
+    """What a check verified (``passed``) and what did not apply to this class (``skipped``)."""
+
+    name: str
+    passed: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [f"{self.name}: {len(self.passed)} checks passed"]
+        lines += [f"  ok   {c}" for c in self.passed]
+        lines += [f"  skip {c}: {why}" for c, why in self.skipped.items()]
+        return "\n".join(lines)
+
+
+class _Checker:
+    def __init__(self, name: str) -> None:
+        self.report = ContractReport(name)
+
+    def fail(self, check: str, detail: str) -> None:
+        raise ContractError(f"{self.report.name}: {check}: {detail}")
+
+    def ok(self, check: str) -> None:
+        self.report.passed.append(check)
+
+    def skip(self, check: str, why: str) -> None:
+        self.report.skipped[check] = why
+
+
+# -- plugin registry ------------------------------------------------------------------------------
+def _named(plugins) -> list[tuple[str, object]]:
+    out = []
+    for p in plugins:
+        if isinstance(p, tuple):
+            out.append(p)
+        else:
+            out.append((getattr(p, "__name__", type(p).__name__).rsplit(".", 1)[-1], p))
+    return out
+
+
+@contextmanager
+def isolated_registry(*plugins: object, entry_points: bool = False) -> Iterator[_plugins.Registry]:
+    """A plugin registry holding seqkit's built-ins and ``plugins`` (hook modules or objects, or
+    ``(name, module)`` pairs), made the process-wide registry while the ``with`` block runs.
+
+    With ``entry_points=True`` the installed plugins are loaded too (as the CLI does). Whatever
+    registry was active before is put back on exit, so tests do not leak plugins into each other.
+    """
+    saved = _plugins._REGISTRY
+    try:
+        pm = _plugins.new_plugin_manager()
+        registry = _plugins.Registry()
+        from seqkit import __version__, _builtin
+
+        pm.register(_builtin, name="seqkit")
+        info = registry.plugins.setdefault("seqkit", _plugins.PluginInfo("seqkit", "seqkit", __version__))
+        info.distribution, info.version = "seqkit", __version__
+        for name, obj in _named(plugins):
+            pm.register(obj, name=name)
+        if entry_points:
+            _plugins.load_entry_points(pm, registry)
+        _plugins.collect(pm, registry)
+        _plugins._REGISTRY = registry
+        yield registry
+    finally:
+        _plugins._REGISTRY = saved
+
+
+def check_plugin(plugin: object, name: str | None = None) -> _plugins.Registry:
+    """Register ``plugin`` (its hook module) alone and check it registers at least one valid class.
+
+    Registration validates each class (right base class, not abstract, importable by its path);
+    returns the registry so a test can assert on ``registry.names("heads")``.
+    """
+    name = name or _named([plugin])[0][0]
+    with isolated_registry((name, plugin)) as registry:
+        info = registry.plugins.get(name)
+        if info is None or not (info.heads or info.datamodules or info.encoders):
+            raise ContractError(
+                f"plugin {name!r}: registered no classes; implement seqkit_register_heads, "
+                "seqkit_register_datamodules or seqkit_register_encoders with @seqkit.hookimpl"
+            )
+        return registry
+
+
+# -- helpers --------------------------------------------------------------------------------------
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence Lightning's progress chatter while a check drives a Trainer."""
+    loggers = [logging.getLogger(n) for n in ("lightning", "lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _trainer(root: str, **kwargs):
+    import lightning.pytorch as pl
+
+    args = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                enable_model_summary=False, num_sanity_val_steps=0, use_distributed_sampler=False,
+                default_root_dir=root)
+    args.update(kwargs)
+    return pl.Trainer(**args)
+
+
+def _first_batches(loader, n: int) -> list[Batch]:
+    out = []
+    for batch in loader:
+        out.append(batch)
+        if len(out) == n:
+            break
+    return out
+
+
+def _is_tensor(x) -> bool:
+    return isinstance(x, torch.Tensor)
+
+
+def _close(a: Any, b: Any, tol: float) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], tol) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b))
+    if _is_tensor(a) and _is_tensor(b):
+        return a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=tol, atol=tol)
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return math.isclose(float(a), float(b), rel_tol=tol, abs_tol=tol)
+        except (TypeError, ValueError):
+            return False
+    return a == b
+
+
+def _spec_state(spec: Spec) -> dict:
+    def norm(v):
+        return v.state_dict() if hasattr(v, "state_dict") else v
+
+    return {
+        "input_kind": spec.input_kind, "input_size": spec.input_size, "pad_id": spec.pad_id,
+        "num_classes": spec.num_classes, "num_targets": spec.num_targets,
+        "vocabs": {k: norm(v) for k, v in spec.vocabs.items()},
+        "extra": {k: norm(v) for k, v in spec.extra.items()},
+    }
+
+
+def _garbage_padding(batch: Batch, spec: Spec, extra_steps: int = 3) -> Batch | None:
+    """``batch`` with ``extra_steps`` more time steps and every padded position filled with
+    random values (random token ids for token inputs): a head that honours ``lengths`` must not
+    notice."""
+    x, lengths = batch.inputs, batch.lengths
+    if not _is_tensor(x) or x.dim() < 2 or lengths is None:
+        return None
+    B, T = x.shape[:2]
+    g = torch.Generator().manual_seed(1234)
+    shape = (B, T + extra_steps, *x.shape[2:])
+    if x.dtype in (torch.long, torch.int, torch.int32, torch.int64, torch.int16, torch.uint8):
+        high = max(int(spec.input_size), int(x.max()) + 1, 2)
+        noise = torch.randint(0, high, shape, generator=g, dtype=x.dtype)
+    else:
+        noise = torch.randn(shape, generator=g).to(x.dtype) * 3
+    keep = torch.arange(T + extra_steps).unsqueeze(0) < lengths.cpu().unsqueeze(1)  # (B, T+extra)
+    keep = keep.view(B, T + extra_steps, *([1] * (x.dim() - 2)))
+    padded = torch.cat([x, x.new_zeros((B, extra_steps, *x.shape[2:]))], dim=1)
+    out = copy.copy(batch)
+    out.inputs = torch.where(keep, padded, noise)
+    return out
+
+
+def _reset_metrics(head: Head) -> None:
+    for stage in STAGES:
+        m = head.metrics(stage)
+        if m is not None:
+            m.reset()
+
+
+def _build(head_cls, spec, head_args, rnn, encoder, seed) -> SequenceModel:
+    torch.manual_seed(seed)
+    return SequenceModel(head=functools.partial(head_cls, **head_args), rnn=rnn, encoder=encoder, spec=spec)
+
+
+def _predict(model: SequenceModel, batch: Batch):
+    try:
+        return model.head.predict(model, batch)
+    except NotImplementedError:
+        return None
+
+
+# -- heads ----------------------------------------------------------------------------------------
+def check_head(
+    head: type[Head],
+    data: SeqDataModule,
+    head_args: dict | None = None,
+    rnn: Callable[[int], Any] | None = DEFAULT_RNN,
+    encoder: Callable[[Spec], Any] | None = None,
+    seed: int = 0,
+    tol: float = 1e-4,
+) -> ContractReport:
+    """Check a head class against the contract, on batches of ``data`` (a data module instance).
+
+    Builds ``SequenceModel(head, rnn, encoder)`` from the data's spec, then checks: the head
+    builds with no lazy layers; a training step gives a finite scalar loss and a finite gradient
+    for every parameter (an unused parameter fails under DDP); val/test steps give finite losses
+    and metrics; ``predict`` gives one JSON-serialisable record with ``index`` per example;
+    padding never changes the loss or the predictions (``lengths`` are honoured); stage metrics
+    are reset at every epoch by a real Trainer; and the weights survive a Lightning checkpoint
+    round trip with identical outputs.
+
+    Args:
+        head: The Head subclass.
+        data: A data module whose batches the head is meant for (tiny sizes keep this fast).
+        head_args: ``init_args`` for the head, as in YAML.
+        rnn: The recurrent stack (a callable taking the input size); None for heads with their own
+            decoder (``rnn: null`` in YAML).
+        encoder: The input encoder (a callable taking the spec); None for seqkit's default.
+        seed: Seed for the weights and the data order.
+        tol: Tolerance when comparing outputs.
+    """
+    c = _Checker(head.__name__)
+    head_args = dict(head_args or {})
+    if not (isinstance(head, type) and issubclass(head, Head)):
+        c.fail("class", f"{head!r} is not a subclass of seqkit.Head")
+    fmt = getattr(head, "prediction_format", "csv")
+    if fmt not in _FORMATS:
+        c.fail("prediction_format", f"{fmt!r} is not one of {', '.join(_FORMATS)}")
+    data.prepare_data()
+    data.setup("fit")
+    spec = data.spec
+    torch.manual_seed(seed)
+    batches = _first_batches(data.train_dataloader(), 2)
+    val_batches = _first_batches(data.val_dataloader(), 2)
+    if not batches or not val_batches:
+        c.fail("data", f"{type(data).__name__} gave no training or validation batches")
+    batch, vbatch = batches[0], val_batches[0]
+
+    # 1. builds from the spec, with every layer's size known (lazy layers break DDP)
+    try:
+        model = _build(head, spec, head_args, rnn, encoder, seed)
+    except Exception as exc:  # noqa: BLE001 - report any construction failure as a contract failure
+        c.fail("builds from spec", f"{type(exc).__name__}: {exc}")
+    lazy = [n for n, p in model.named_parameters() if isinstance(p, UninitializedParameter)]
+    if lazy:
+        c.fail("builds from spec", f"uninitialized (lazy) parameters {lazy}: DDP cannot wrap them; size layers from the spec")
+    c.ok("builds from spec")
+
+    # 2. a training step: finite scalar loss, and a finite gradient for every parameter
+    model.train()
+    _reset_metrics(model.head)
+    loss = model.head.step(model, batch, "train")
+    if not _is_tensor(loss) or loss.dim() != 0:
+        c.fail("train step", f"step() must return a scalar tensor, got {type(loss).__name__} {getattr(loss, 'shape', '')}")
+    if not torch.isfinite(loss):
+        c.fail("train step", f"loss is {float(loss)}")
+    if not loss.requires_grad:
+        c.fail("train step", "loss does not require grad: nothing would be trained")
+    loss.backward()
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    if unused:
+        c.fail("all parameters used", f"no gradient for {unused}: under DDP this fails with 'Expected to have "
+               "finished reduction'; build optional layers only when they are enabled")
+    bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+    if bad:
+        c.fail("train step", f"non-finite gradients in {bad}")
+    c.ok("train step: finite scalar loss")
+    c.ok("all parameters used")
+    model.zero_grad(set_to_none=True)
+
+    # 3. val/test steps and their metrics
+    model.eval()
+    for stage in ("val", "test"):
+        metrics = model.head.metrics(stage)
+        with torch.no_grad():
+            value = model.head.step(model, vbatch, stage)
+        if not _is_tensor(value) or value.dim() != 0 or not torch.isfinite(value):
+            c.fail(f"{stage} step", f"expected a finite scalar loss, got {value!r}")
+        if metrics is not None:
+            from torchmetrics import MetricCollection
+
+            if not isinstance(metrics, MetricCollection):
+                c.fail("metrics", f"metrics({stage!r}) must be a torchmetrics MetricCollection (use set_metrics)")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                computed = metrics.compute()
+            for k, v in computed.items():
+                if _is_tensor(v) and not torch.isfinite(v.float()).all():
+                    c.fail(f"{stage} metrics", f"{k} is {v}")
+    _reset_metrics(model.head)
+    c.ok("val/test steps: finite loss and metrics")
+
+    # 4. predict: one record per example, with its index, writable as CSV/JSONL
+    with torch.no_grad():
+        records = _predict(model, vbatch)
+    if records is None:
+        c.skip("predict records", "the head does not implement predict")
+    else:
+        if not isinstance(records, list) or len(records) != vbatch.size:
+            c.fail("predict records", f"expected a list of {vbatch.size} records (one per example), got {len(records) if isinstance(records, list) else type(records).__name__}")
+        idx = sorted(int(r["index"]) if isinstance(r, dict) and "index" in r else -1 for r in records)
+        if idx != sorted(vbatch.index.tolist()):
+            c.fail("predict records", "every record must be a dict with 'index' = batch.index of its example")
+        for r in records:
+            try:
+                json.dumps(r)
+            except TypeError as exc:
+                c.fail("predict records", f"record {r.get('index')} is not JSON-serialisable ({exc}); convert tensors with float()/tolist()")
+            if fmt == "txt" and "text" not in r:
+                c.fail("predict records", "prediction_format 'txt' writes each record's 'text' field, which is missing")
+        c.ok("predict: one record per example")
+
+    # 5. lengths are honoured: garbage in padded positions changes nothing
+    noisy = _garbage_padding(vbatch, spec)
+    if noisy is None:
+        c.skip("honours lengths", "inputs are not a (B, T, ...) tensor with lengths")
+    else:
+        with torch.no_grad():
+            ref_loss = model.head.step(model, vbatch, "val")
+            new_loss = model.head.step(model, noisy, "val")
+            ref_pred, new_pred = _predict(model, vbatch), _predict(model, noisy)
+        _reset_metrics(model.head)
+        if not _close(float(ref_loss), float(new_loss), tol):
+            c.fail("honours lengths", f"the loss changed from {float(ref_loss):.6g} to {float(new_loss):.6g} when only "
+                   "padded positions changed: mask padding with batch.lengths (seqkit.length_mask)")
+        if ref_pred is not None and not _close(ref_pred, new_pred, tol):
+            c.fail("honours lengths", "predictions changed when only padded positions changed")
+        c.ok("honours lengths")
+
+    # 6. a real Trainer: metrics reset between epochs, then a checkpoint round trip
+    with tempfile.TemporaryDirectory(prefix="seqkit-check-") as root, _quiet():
+        import lightning.pytorch as pl
+
+        seen: list[str] = []
+
+        class _ResetCheck(pl.Callback):
+            def _check(self, pl_module, stage: str) -> None:
+                m = pl_module.head.metrics(stage)
+                dirty = [k for k, v in (m.items() if m is not None else []) if getattr(v, "_update_count", 0)]
+                if dirty:
+                    seen.append(f"{stage} metrics {dirty} still hold the last epoch's updates at epoch {pl_module.current_epoch}")
+
+            def on_train_epoch_start(self, trainer, pl_module):
+                self._check(pl_module, "train")
+
+            def on_validation_epoch_start(self, trainer, pl_module):
+                self._check(pl_module, "val")
+
+        model = _build(head, spec, head_args, rnn, encoder, seed)
+        trainer = _trainer(root, max_epochs=2, limit_train_batches=2, limit_val_batches=2, callbacks=[_ResetCheck()])
+        trainer.fit(model, train_dataloaders=data.train_dataloader(), val_dataloaders=data.val_dataloader())
+        if seen:
+            c.fail("metrics reset between epochs", "; ".join(seen))
+        # values logged for one set must not depend on what was evaluated before
+        val_set = data.val_set
+        if val_set is not None and len(val_set) >= 2:
+            half = len(val_set) // 2
+            a = data.loader(Subset(val_set, range(half)), train=False)
+            b = data.loader(Subset(val_set, range(half, len(val_set))), train=False)
+            first = trainer.validate(model, dataloaders=b, verbose=False)[0]
+            trainer.validate(model, dataloaders=a, verbose=False)
+            again = trainer.validate(model, dataloaders=b, verbose=False)[0]
+            if not _close(first, again, tol):
+                c.fail("metrics reset between epochs", f"validating the same data twice gave {first} then {again}")
+        c.ok("metrics reset between epochs")
+
+        path = f"{root}/head.ckpt"
+        trainer.save_checkpoint(path)
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        fresh = _build(head, spec, head_args, rnn, encoder, seed + 1)
+        try:
+            fresh.load_state_dict(ckpt["state_dict"], strict=True)
+        except RuntimeError as exc:
+            c.fail("checkpoint round trip", str(exc).splitlines()[0])
+        model.eval()
+        fresh.eval()
+        with torch.inference_mode():  # as Lightning validates: metric states were reset in inference mode
+            l1, l2 = model.head.step(model, vbatch, "val"), fresh.head.step(fresh, vbatch, "val")
+            p1, p2 = _predict(model, vbatch), _predict(fresh, vbatch)
+        if not _close(float(l1), float(l2), tol) or not _close(p1, p2, tol):
+            c.fail("checkpoint round trip", f"outputs differ after loading the checkpoint (loss {float(l1):.6g} vs {float(l2):.6g}): "
+                   "keep all state in parameters or buffers")
+        c.ok("checkpoint round trip")
+    return c.report
+
+
+# -- data modules ---------------------------------------------------------------------------------
+def _batch_shapes(c: _Checker, dm: SeqDataModule, batch: Batch, where: str) -> None:
+    if not isinstance(batch, Batch):
+        c.fail("collate", f"{where}: collate() must return a seqkit.Batch, got {type(batch).__name__}")
+    spec = dm.spec
+    if batch.lengths is None and batch.index is None:
+        c.fail("collate", f"{where}: Batch has neither lengths nor index")
+    B = batch.size
+    if batch.index is None or tuple(batch.index.shape) != (B,):
+        c.fail("collate", f"{where}: Batch.index must be a (B,) tensor (set by the base class loader; keep "
+               "SeqDataModule.loader)")
+    if _is_tensor(batch.inputs) and batch.inputs.shape[0] != B:
+        c.fail("collate", f"{where}: inputs have batch size {batch.inputs.shape[0]} but lengths say {B}")
+    if batch.lengths is not None:
+        lengths = batch.lengths
+        if tuple(lengths.shape) != (B,) or lengths.dtype not in (torch.long, torch.int, torch.int32):
+            c.fail("collate", f"{where}: lengths must be a (B,) integer tensor, got {lengths.dtype} {tuple(lengths.shape)}")
+        if _is_tensor(batch.inputs) and batch.inputs.dim() >= 2:
+            T = batch.inputs.shape[1]
+            if int(lengths.min()) < 1 or int(lengths.max()) > T:
+                c.fail("collate", f"{where}: lengths must lie in 1..T={T}, got {lengths.tolist()}")
+            if spec.input_kind == "tokens":
+                x = batch.inputs
+                if x.dtype != torch.long:
+                    c.fail("collate", f"{where}: token inputs must be torch.long, got {x.dtype}")
+                if int(x.min()) < 0 or int(x.max()) >= spec.input_size:
+                    c.fail("collate", f"{where}: token ids must lie in 0..spec.input_size-1={spec.input_size - 1}")
+                steps = torch.arange(T).unsqueeze(0)
+                pad_area = x[steps >= lengths.unsqueeze(1)]
+                if pad_area.numel() and not bool((pad_area == spec.pad_id).all()):
+                    c.fail("collate", f"{where}: positions past lengths must hold spec.pad_id={spec.pad_id}")
+    if _is_tensor(batch.targets) and batch.targets.dim() > 0 and batch.targets.shape[0] != B:
+        c.fail("collate", f"{where}: targets have batch size {batch.targets.shape[0]} but the batch has {B} examples")
+    if batch.target_lengths is not None:
+        if tuple(batch.target_lengths.shape) != (B,):
+            c.fail("collate", f"{where}: target_lengths must be (B,)")
+        if _is_tensor(batch.targets) and batch.targets.dim() >= 2 and int(batch.target_lengths.max()) > batch.targets.shape[1]:
+            c.fail("collate", f"{where}: target_lengths exceed the targets' time dimension")
+
+
+def _shards(dm: SeqDataModule, make_loader: Callable[[], Any], world: int, epoch: int = 0) -> list[list[list[int]]]:
+    """Indices of every batch each rank would get, by rank."""
+    saved = dm.trainer
+    per_rank = []
+    try:
+        for rank in range(world):
+            dm.trainer = SimpleNamespace(world_size=world, global_rank=rank)
+            loader = make_loader()
+            for obj in (getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None)):
+                if hasattr(obj, "set_epoch"):
+                    obj.set_epoch(epoch)
+            per_rank.append([b.index.tolist() for b in loader])
+    finally:
+        dm.trainer = saved
+    return per_rank
+
+
+def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tuple[int, ...] = (2, 3),
+                     **kwargs: Any) -> ContractReport:
+    """Check a data module against the contract; ``factory(**kwargs)`` must build a fresh one
+    (pass the class and small sizes: ``check_datamodule(MyData, num_train=64)``).
+
+    Checks: the spec is a ``Spec`` with usable sizes; ``setup("fit")`` fills non-empty train and
+    val sets; batches are ``Batch`` objects with consistent shapes (token ids in range, padding
+    equal to ``spec.pad_id``, lengths within 1..T); ``state_dict`` survives ``torch.save`` and a
+    fresh instance restored from it (as the CLI does from ``--ckpt_path``) builds an equal spec and
+    encodes the data identically; and under DDP every rank gets the same number of batches,
+    the ranks together cover every example, and training batches are reshuffled each epoch.
+    """
+    c = _Checker(getattr(factory, "__name__", type(factory).__name__))
+    dm = factory(**kwargs)
+    if not isinstance(dm, SeqDataModule):
+        c.fail("class", f"{type(dm).__name__} is not a subclass of seqkit.SeqDataModule")
+    dm.prepare_data()
+    spec = dm.spec
+    if not isinstance(spec, Spec):
+        c.fail("spec", f"build_spec() must return a seqkit.Spec, got {type(spec).__name__}")
+    if spec.input_kind in ("tokens", "features") and spec.input_size <= 0:
+        c.fail("spec", f"input_size must be > 0 for {spec.input_kind} inputs, got {spec.input_size}")
+    if spec.input_kind == "tokens" and not 0 <= spec.pad_id < spec.input_size:
+        c.fail("spec", f"pad_id {spec.pad_id} is not a valid token id (input_size {spec.input_size})")
+    c.ok("spec")
+
+    dm.setup("fit")
+    for split in ("train_set", "val_set"):
+        ds = getattr(dm, split)
+        if ds is None or len(ds) == 0:
+            c.fail("setup", f"setup('fit') left {split} empty")
+        ds[0]  # noqa: B018 - map-style access must work
+    c.ok("setup fills train_set and val_set")
+
+    torch.manual_seed(0)
+    train = _first_batches(dm.train_dataloader(), 2)
+    val = _first_batches(dm.val_dataloader(), 1)
+    for k, b in enumerate(train):
+        _batch_shapes(c, dm, b, f"train batch {k}")
+    _batch_shapes(c, dm, val[0], "val batch 0")
+    c.ok("collate shapes")
+
+    # state_dict: everything build_spec needs, restorable without re-deriving it
+    state = dm.state_dict()
+    if spec.vocabs and not state:
+        c.fail("state_dict", "the spec has vocabularies but state_dict() is empty: checkpoints would not carry them")
+    buf = io.BytesIO()
+    try:
+        torch.save(state, buf)
+    except Exception as exc:  # noqa: BLE001
+        c.fail("state_dict", f"cannot be saved in a checkpoint: {exc}")
+    buf.seek(0)
+    restored_state = torch.load(buf, weights_only=False)
+    other = factory(**kwargs)
+    token = _RESTORE.set(restored_state)
+    try:
+        restored_spec = other.spec
+    finally:
+        _RESTORE.reset(token)
+    if _spec_state(restored_spec) != _spec_state(spec):
+        c.fail("state_dict round trip", "a data module restored from state_dict() builds a different spec")
+    other.setup("fit")
+    a, b = val[0], _first_batches(other.val_dataloader(), 1)[0]
+    if _is_tensor(a.inputs) and _is_tensor(b.inputs) and not torch.equal(a.inputs, b.inputs):
+        c.fail("state_dict round trip", "a restored data module encodes the validation data differently")
+    c.ok("state_dict round trip")
+
+    # DDP: equal batch counts on every rank, full coverage, reshuffled every epoch
+    for world in world_sizes:
+        for name, make, ds in (("train", dm.train_dataloader, dm.train_set), ("val", dm.val_dataloader, dm.val_set)):
+            shards = _shards(dm, make, world)
+            counts = [len(s) for s in shards]
+            if len(set(counts)) != 1:
+                c.fail("DDP sharding", f"{world} ranks get {counts} {name} batches: a rank would wait forever at "
+                       "the end of the epoch (use SeqDataModule.loader)")
+            covered = {i for s in shards for b in s for i in b}
+            if covered != set(range(len(ds))):
+                c.fail("DDP sharding", f"{world} ranks together see {len(covered)} of {len(ds)} {name} examples")
+    c.ok(f"DDP sharding: equal batch counts on {', '.join(map(str, world_sizes))} ranks")
+    if len(dm.train_set) > dm.batch_size:
+        e0 = _shards(dm, dm.train_dataloader, 1, epoch=0)[0]
+        e1 = _shards(dm, dm.train_dataloader, 1, epoch=1)[0]
+        if e0 == e1:
+            c.fail("reshuffle per epoch", "epoch 0 and epoch 1 see the same batches: the sampler ignores set_epoch")
+        c.ok("reshuffle per epoch")
+    else:
+        c.skip("reshuffle per epoch", "the training set fits in one batch")
+    return c.report
+
+
+# -- pytest fixture -------------------------------------------------------------------------------
+try:
+    import pytest
+except ImportError:  # pragma: no cover - pytest is only needed to use the fixture
+    pytest = None
+
+if pytest is not None:
+
+    @pytest.fixture
+    def seqkit_plugins():
+        """Make the registry hold only the plugins a test names: ``seqkit_plugins(my_hooks)``
+        returns the registry; the previous registry is restored after the test.
+
+        Import it into a test module or ``conftest.py``:
+        ``from seqkit.testing import seqkit_plugins  # noqa: F401``.
+        """
+        stack = []
+
+        def use(*plugins: object, entry_points: bool = False) -> _plugins.Registry:
+            cm = isolated_registry(*plugins, entry_points=entry_points)
+            registry = cm.__enter__()
+            stack.append(cm)
+            return registry
+
+        yield use
+        while stack:
+            stack.pop().__exit__(None, None, None)
+
+    __all__.append("seqkit_plugins")
