@@ -15,6 +15,8 @@ from seqkit.hookspecs import hookimpl
 from seqkit.lstm import LSTMStack, RecurrentStack, final_hidden
 from seqkit.model import Encoded, SequenceModel
 from seqkit.spec import Batch, Spec, length_mask
+from seqkit.srn import SimpleRNNStack
+from seqkit.tbptt import StateCarry, StreamChunks
 from seqkit.text import Tokenizer, Vocab
 
 __all__ = [
@@ -32,7 +34,10 @@ __all__ = [
     "SeqDataModule",
     "SeqkitError",
     "SequenceModel",
+    "SimpleRNNStack",
     "Spec",
+    "StateCarry",
+    "StreamChunks",
     "TokenEmbedding",
     "Tokenizer",
     "Vocab",

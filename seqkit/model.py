@@ -15,6 +15,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import lightning.pytorch as pl
 import torch
 
+from seqkit import tbptt as _tbptt
 from seqkit.encoders import InputEncoder, default_encoder
 from seqkit.errors import SeqkitError
 from seqkit.head import Head
@@ -39,6 +40,7 @@ class SequenceModel(pl.LightningModule):
         rnn: Optional[Callable[[int], RecurrentStack]] = LSTMStack,
         encoder: Optional[Callable[[Spec], InputEncoder]] = None,
         spec: Optional[Any] = None,
+        tbptt_steps: Optional[int] = None,
     ) -> None:
         """
         Args:
@@ -50,6 +52,9 @@ class SequenceModel(pl.LightningModule):
                 linear projection for numeric features.
             spec: Sizes and vocabularies of the data; linked from ``data.spec`` by the CLI, never
                 written in YAML.
+            tbptt_steps: Truncated BPTT: cut each training batch into windows of this many steps,
+                carry the (h, c) state across windows detached, one optimizer step per window
+                (seqkit.tbptt). null: full backpropagation through time.
         """
         super().__init__()
         if spec is None:
@@ -59,6 +64,11 @@ class SequenceModel(pl.LightningModule):
         self.rnn = rnn(self.encoder.output_size) if rnn is not None else None
         self.head = head(spec, self.rnn.output_size if self.rnn is not None else self.encoder.output_size)
         self.seqkit_config: str | None = None  # the resolved YAML, set by the CLI and kept in checkpoints
+        if tbptt_steps is not None and (tbptt_steps < 1 or self.rnn is None):
+            raise SeqkitError(f"model.tbptt_steps must be >= 1 and needs a recurrent stack (got {tbptt_steps})")
+        self.tbptt_steps = tbptt_steps
+        self.automatic_optimization = tbptt_steps is None  # TBPTT steps the optimizer once per window
+        self._carries: dict[str, _tbptt.StateCarry] = {}  # per stage, for stateful streams
 
     # -- the forward path -----------------------------------------------------------------
     def encode(self, batch: Batch, state: State | None = None) -> Encoded:
@@ -83,16 +93,36 @@ class SequenceModel(pl.LightningModule):
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        if self.tbptt_steps is not None:
+            return _tbptt.tbptt_training_step(self, batch, _tbptt.stream_carry(self, "train", batch_idx))
+        with _tbptt.stream_state(self, "train", batch_idx):
+            return self._step(batch, "train")
 
     def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "val")
+        with _tbptt.stream_state(self, "val", batch_idx):
+            return self._step(batch, "val")
 
     def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "test")
+        with _tbptt.stream_state(self, "test", batch_idx):
+            return self._step(batch, "test")
 
     def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
-        return self.head.predict(self, batch)
+        with _tbptt.stream_state(self, "predict", batch_idx):
+            return self.head.predict(self, batch)
+
+    # Truncated BPTT runs under manual optimization, where Lightning neither accepts the
+    # trainer's gradient clipping nor steps epoch schedulers: seqkit.tbptt does both per window.
+    def configure_callbacks(self):
+        if self.tbptt_steps is not None:
+            _tbptt.take_over_clipping(self)
+        return []
+
+    def on_train_epoch_end(self) -> None:
+        if self.tbptt_steps is not None:
+            _tbptt.on_train_epoch_end(self)
+
+    def teardown(self, stage: str) -> None:
+        _tbptt.give_back_clipping(self)
 
     def configure_optimizers(self):
         # Used only when the config has no `optimizer:` section: Adam with the defaults of
