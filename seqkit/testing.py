@@ -211,27 +211,41 @@ def _spec_state(spec: Spec) -> dict:
     }
 
 
-def _garbage_padding(batch: Batch, spec: Spec, extra_steps: int = 3) -> Batch | None:
-    """``batch`` with ``extra_steps`` more time steps and every padded position filled with
-    random values (random token ids for token inputs): a head that honours ``lengths`` must not
-    notice."""
+def _garbage_padding(batch: Batch, spec: Spec) -> Batch | None:
+    """``batch`` with every padded position (at or past its length) filled with random values
+    (random token ids for token inputs): a head that honours ``lengths`` must not notice.
+    None when the batch has no padding to fill."""
     x, lengths = batch.inputs, batch.lengths
     if not _is_tensor(x) or x.dim() < 2 or lengths is None:
         return None
     B, T = x.shape[:2]
+    keep = torch.arange(T).unsqueeze(0) < lengths.cpu().unsqueeze(1)  # (B, T)
+    if bool(keep.all()):
+        return None
     g = torch.Generator().manual_seed(1234)
-    shape = (B, T + extra_steps, *x.shape[2:])
     if x.dtype in (torch.long, torch.int, torch.int32, torch.int64, torch.int16, torch.uint8):
         high = max(int(spec.input_size), int(x.max()) + 1, 2)
-        noise = torch.randint(0, high, shape, generator=g, dtype=x.dtype)
+        noise = torch.randint(0, high, x.shape, generator=g, dtype=x.dtype)
     else:
-        noise = torch.randn(shape, generator=g).to(x.dtype) * 3
-    keep = torch.arange(T + extra_steps).unsqueeze(0) < lengths.cpu().unsqueeze(1)  # (B, T+extra)
-    keep = keep.view(B, T + extra_steps, *([1] * (x.dim() - 2)))
-    padded = torch.cat([x, x.new_zeros((B, extra_steps, *x.shape[2:]))], dim=1)
+        noise = torch.randn(x.shape, generator=g).to(x.dtype) * 3
     out = copy.copy(batch)
-    out.inputs = torch.where(keep, padded, noise)
+    out.inputs = torch.where(keep.view(B, T, *([1] * (x.dim() - 2))), x, noise)
     return out
+
+
+def _padded_batch(data: SeqDataModule, batches: list[Batch]) -> Batch | None:
+    """A validation batch with padding in it: one from ``batches``, or the shortest and longest
+    validation examples collated together."""
+    for b in batches:
+        if b.lengths is not None and _is_tensor(b.inputs) and b.inputs.dim() >= 2 and int(b.lengths.min()) < b.inputs.shape[1]:
+            return b
+    ds, size = data.val_set, data.eval_batch_size
+    lengths = getattr(ds, "lengths", None)
+    if ds is None or lengths is None or len(ds) < 2:
+        return None
+    order = sorted(range(len(ds)), key=lambda i: lengths[i])
+    picks = sorted(set(order[: max(1, size // 2)] + order[-max(1, size - size // 2):]))
+    return data._collate_indexed([(i, ds[i]) for i in picks])
 
 
 def _reset_metrics(head: Head) -> None:
@@ -269,7 +283,8 @@ def check_head(
     builds with no lazy layers; a training step gives a finite scalar loss and a finite gradient
     for every parameter (an unused parameter fails under DDP); val/test steps give finite losses
     and metrics; ``predict`` gives one JSON-serialisable record with ``index`` per example;
-    padding never changes the loss or the predictions (``lengths`` are honoured); stage metrics
+    padding never changes the loss or the predictions, and an example predicted alone gets the
+    record it gets in a padded batch (``lengths`` are honoured); stage metrics
     are reset at every epoch by a real Trainer; and the weights survive a Lightning checkpoint
     round trip with identical outputs.
 
@@ -375,20 +390,30 @@ def check_head(
         c.ok("predict: one record per example")
 
     # 5. lengths are honoured: garbage in padded positions changes nothing
-    noisy = _garbage_padding(vbatch, spec)
+    pbatch = _padded_batch(data, val_batches)
+    noisy = _garbage_padding(pbatch, spec) if pbatch is not None else None
     if noisy is None:
-        c.skip("honours lengths", "inputs are not a (B, T, ...) tensor with lengths")
+        c.skip("honours lengths", "no validation batch with padding (inputs without lengths, or all one length)")
     else:
         with torch.no_grad():
-            ref_loss = model.head.step(model, vbatch, "val")
+            ref_loss = model.head.step(model, pbatch, "val")
             new_loss = model.head.step(model, noisy, "val")
-            ref_pred, new_pred = _predict(model, vbatch), _predict(model, noisy)
+            ref_pred, new_pred = _predict(model, pbatch), _predict(model, noisy)
         _reset_metrics(model.head)
         if not _close(float(ref_loss), float(new_loss), tol):
             c.fail("honours lengths", f"the loss changed from {float(ref_loss):.6g} to {float(new_loss):.6g} when only "
                    "padded positions changed: mask padding with batch.lengths (seqkit.length_mask)")
         if ref_pred is not None and not _close(ref_pred, new_pred, tol):
             c.fail("honours lengths", "predictions changed when only padded positions changed")
+        # the shortest example predicted alone (no padding) must get the record it got in the batch
+        if ref_pred is not None and data.val_set is not None:
+            i = int(pbatch.index[int(pbatch.lengths.argmin())])
+            with torch.no_grad():
+                alone = _predict(model, data._collate_indexed([(i, data.val_set[i])]))
+            in_batch = [r for r in ref_pred if int(r["index"]) == i]
+            if not _close(alone, in_batch[:1], tol):
+                c.fail("honours lengths", f"example {i} predicted alone gives {alone} but {in_batch[:1]} in a padded "
+                       "batch: its prediction depends on the other sequences' lengths (mask with batch.lengths)")
         c.ok("honours lengths")
 
     # 6. a real Trainer: metrics reset between epochs, then a checkpoint round trip
@@ -479,13 +504,16 @@ def _batch_shapes(c: _Checker, dm: SeqDataModule, batch: Batch, where: str) -> N
                 pad_area = x[steps >= lengths.unsqueeze(1)]
                 if pad_area.numel() and not bool((pad_area == spec.pad_id).all()):
                     c.fail("collate", f"{where}: positions past lengths must hold spec.pad_id={spec.pad_id}")
-    if _is_tensor(batch.targets) and batch.targets.dim() > 0 and batch.targets.shape[0] != B:
-        c.fail("collate", f"{where}: targets have batch size {batch.targets.shape[0]} but the batch has {B} examples")
-    if batch.target_lengths is not None:
-        if tuple(batch.target_lengths.shape) != (B,):
-            c.fail("collate", f"{where}: target_lengths must be (B,)")
-        if _is_tensor(batch.targets) and batch.targets.dim() >= 2 and int(batch.target_lengths.max()) > batch.targets.shape[1]:
+    if batch.target_lengths is not None and _is_tensor(batch.targets):
+        # sequence targets: one length per target row (several rows per example are allowed,
+        # e.g. several reference captions per image)
+        tl = batch.target_lengths
+        if tl.dim() != 1 or tl.shape[0] != batch.targets.shape[0]:
+            c.fail("collate", f"{where}: target_lengths must hold one length per row of targets")
+        if batch.targets.dim() >= 2 and int(tl.max()) > batch.targets.shape[1]:
             c.fail("collate", f"{where}: target_lengths exceed the targets' time dimension")
+    elif _is_tensor(batch.targets) and batch.targets.dim() > 0 and batch.targets.shape[0] != B:
+        c.fail("collate", f"{where}: targets have batch size {batch.targets.shape[0]} but the batch has {B} examples")
 
 
 def _shards(dm: SeqDataModule, make_loader: Callable[[], Any], world: int, epoch: int = 0) -> list[list[list[int]]]:
@@ -515,7 +543,8 @@ def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tupl
     equal to ``spec.pad_id``, lengths within 1..T); ``state_dict`` survives ``torch.save`` and a
     fresh instance restored from it (as the CLI does from ``--ckpt_path``) builds an equal spec and
     encodes the data identically; and under DDP every rank gets the same number of batches,
-    the ranks together cover every example, and training batches are reshuffled each epoch.
+    the ranks together cover every example, and training batches are reshuffled each epoch
+    (unless the data is a stateful stream, ``spec.extra["stateful"]``, whose batches stay in order).
     """
     c = _Checker(getattr(factory, "__name__", type(factory).__name__))
     dm = factory(**kwargs)
@@ -550,7 +579,11 @@ def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tupl
     # state_dict: everything build_spec needs, restorable without re-deriving it
     state = dm.state_dict()
     if spec.vocabs and not state:
-        c.fail("state_dict", "the spec has vocabularies but state_dict() is empty: checkpoints would not carry them")
+        note = ("state_dict() is empty although the spec has vocabularies: fine if they follow from the "
+                "constructor arguments alone; if they are built from the training data, checkpoints will not "
+                "carry them and predict will need the training data")
+        c.skip("vocabularies in state_dict", note)
+        warnings.warn(f"{c.report.name}: {note}", stacklevel=2)
     buf = io.BytesIO()
     try:
         torch.save(state, buf)
@@ -584,7 +617,9 @@ def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tupl
             if covered != set(range(len(ds))):
                 c.fail("DDP sharding", f"{world} ranks together see {len(covered)} of {len(ds)} {name} examples")
     c.ok(f"DDP sharding: equal batch counts on {', '.join(map(str, world_sizes))} ranks")
-    if len(dm.train_set) > dm.batch_size:
+    if spec.extra.get("stateful"):
+        c.skip("reshuffle per epoch", "a stateful stream (spec.extra['stateful']) keeps its batches in order")
+    elif len(dm.train_set) > dm.batch_size:
         e0 = _shards(dm, dm.train_dataloader, 1, epoch=0)[0]
         e1 = _shards(dm, dm.train_dataloader, 1, epoch=1)[0]
         if e0 == e1:
