@@ -1,0 +1,294 @@
+"""The video data module: clips with a label for every frame.
+
+By default the clips are generated on the fly (seeded; :mod:`seqkit_video.synthetic`), so
+nothing is shipped or downloaded. With ``data_dir`` it reads your own clips instead, laid out as
+
+    data_dir/
+      train/   clip_a/000.png 001.png ...   clip_a.csv     (a folder of frames + its labels)
+               clip_b.npy                   clip_b.json    (an array (T, C, H, W) or (T, H, W))
+               clip_c.mp4                   clip_c.csv     (a video, with PyAV or torchvision)
+      val/     ...
+      test/    ...
+
+(see :mod:`seqkit_video.io` for the label formats). Frames are taken every ``frame_stride``
+frames, converted to ``channels``, resized to ``frame_size`` and normalised with the training
+set's per-channel mean and standard deviation (kept in checkpoints with the label names, so
+predict needs only the checkpoint). Training uses windows of ``window`` frames overlapping by
+``overlap``; evaluation and predict take whole clips, which the head cuts into the same windows
+and stitches back.
+
+Clips are held in memory (as uint8 when they are images or video) once read.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from seqkit import Batch, DataError, SeqDataModule, Spec, pad
+from seqkit_video.head import IGNORE
+from seqkit_video.io import find_clips, read_clip, read_labels
+
+Clip = tuple[str, torch.Tensor, Optional[list[str]]]  # name, (T, C, H, W) frames, labels (or None)
+
+
+class _Clips(Dataset):
+    """Whole clips, or windows ``(clip, start, end)`` cut from them; items are
+    ``(frames (T, C, H, W) float, targets (T,) long, clip name)``."""
+
+    def __init__(self, clips: list[tuple[str, torch.Tensor, torch.Tensor]], mean: torch.Tensor, std: torch.Tensor,
+                 windows: Optional[list[tuple[int, int, int]]] = None) -> None:
+        self.clips, self.mean, self.std = clips, mean.view(-1, 1, 1), std.view(-1, 1, 1)
+        self.windows = windows or [(k, 0, c[1].shape[0]) for k, c in enumerate(clips)]
+        self.lengths = [end - start for _, start, end in self.windows]
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int):
+        k, start, end = self.windows[i]
+        name, frames, targets = self.clips[k]
+        x = frames[start:end].float()
+        if frames.dtype == torch.uint8:
+            x = x / 255.0
+        return (x - self.mean) / self.std, targets[start:end], name
+
+
+def cut_windows(lengths: list[int], window: int, overlap: int) -> list[tuple[int, int, int]]:
+    """``(clip, start, end)`` windows of ``window`` frames, starting every ``window - overlap``
+    frames; the last window of a clip may be shorter. The same grid the head stitches over."""
+    out = []
+    for k, T in enumerate(lengths):
+        if not window or T <= window:
+            out.append((k, 0, T))
+            continue
+        for s in range(0, T, window - overlap):
+            if s == 0 or s + overlap < T:
+                out.append((k, s, min(s + window, T)))
+    return out
+
+
+class VideoClipData(SeqDataModule):
+    """Video clips with one label per frame: generated "swipe" clips, or your own clips."""
+
+    def __init__(
+        self,
+        data_dir: Optional[str] = None,
+        predict_dir: Optional[str] = None,
+        frame_size: Optional[Union[int, list[int]]] = None,
+        channels: Optional[int] = None,
+        frame_stride: int = 1,
+        window: int = 32,
+        overlap: int = 8,
+        labels: Optional[list[str]] = None,
+        num_train: int = 400,
+        num_val: int = 50,
+        num_test: int = 100,
+        min_frames: int = 48,
+        max_frames: int = 96,
+        batch_size: int = 16,
+        eval_batch_size: Optional[int] = None,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        """
+        Args:
+            data_dir: Folder with train/, val/ and test/ folders of clips and their label files;
+                null generates clips instead.
+            predict_dir: Folder of clips for predict (label files optional: when present, the
+                output shows the true labels too). Default: the test clips.
+            frame_size: Resize every frame to this size (an int for square frames, or
+                [height, width]); null keeps the clips' size (then all clips must share it).
+                Generated clips are frame_size pixels square (default 32).
+            channels: Convert frames to 1 (grayscale) or 3 (RGB) channels; null keeps them
+                (then all clips must have the same number).
+            frame_stride: Keep every k-th frame (and its label); predictions are written with
+                the original frame numbers.
+            window: Frames per training window; longer clips are cut into windows and stitched
+                back for evaluation and predict. 0 trains on whole clips.
+            overlap: Frames shared by consecutive windows.
+            labels: The label names, in the order of the model's outputs; default: the labels
+                found in the training data, sorted (the generated data has its own six).
+            num_train: Generated training clips.
+            num_val: Generated validation clips.
+            num_test: Generated test clips.
+            min_frames: Shortest generated clip.
+            max_frames: Longest generated clip.
+            batch_size: Windows per training batch (per process under DDP).
+            eval_batch_size: Whole clips per evaluation/predict batch (default: batch_size).
+            num_workers: DataLoader worker processes.
+            seed: Seed of the generator and of shuffling.
+        """
+        super().__init__(batch_size, eval_batch_size, num_workers, seed)
+        if data_dir is not None and not os.path.isdir(data_dir):
+            raise DataError(f"data.data_dir: folder not found: {data_dir}")
+        if predict_dir is not None and not os.path.isdir(predict_dir):
+            raise DataError(f"data.predict_dir: folder not found: {predict_dir}")
+        if isinstance(frame_size, int):
+            frame_size = [frame_size, frame_size]
+        if frame_size is not None and (len(frame_size) != 2 or min(frame_size) < 1):
+            raise DataError(f"data.frame_size: expected a size or [height, width] of positive ints, got {frame_size}")
+        if channels not in (None, 1, 3):
+            raise DataError(f"data.channels: expected 1, 3 or null, got {channels}")
+        if frame_stride < 1:
+            raise DataError(f"data.frame_stride must be >= 1, got {frame_stride}")
+        if window < 0 or (window and not 0 <= overlap < window):
+            raise DataError(f"data.window must be >= 0 and data.overlap in [0, window) (got window {window}, overlap {overlap})")
+        if not 1 <= min_frames <= max_frames:
+            raise DataError(f"data.min_frames must be >= 1 and <= data.max_frames (got {min_frames} and {max_frames})")
+        self.data_dir, self.predict_dir = data_dir, predict_dir
+        self.frame_size, self.channels, self.frame_stride = frame_size, channels, frame_stride
+        self.window, self.overlap = window, overlap if window else 0
+        self.sizes = {"train": num_train, "val": num_val, "test": num_test}
+        self.min_frames, self.max_frames = min_frames, max_frames
+        self.labels: Optional[list[str]] = list(labels) if labels else None
+        self.frame_shape: Optional[list[int]] = None
+        self.mean: Optional[list[float]] = None
+        self.std: Optional[list[float]] = None
+        self._cache: dict[str, list[Clip]] = {}
+
+    # -- reading -------------------------------------------------------------------------------
+    def _conform(self, frames: torch.Tensor, where: str) -> torch.Tensor:
+        """Apply channels and frame_size to (T, C, H, W) frames; check them against the spec."""
+        if self.channels == 1 and frames.shape[1] == 3:
+            luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)  # ITU-R BT.601 weights
+            gray = (frames.float() * luma).sum(1, keepdim=True)
+            frames = gray.round().to(torch.uint8) if frames.dtype == torch.uint8 else gray
+        elif self.channels == 3 and frames.shape[1] == 1:
+            frames = frames.expand(-1, 3, -1, -1)
+        if self.frame_size is not None and list(frames.shape[2:]) != list(self.frame_size):
+            resized = F.interpolate(frames.float(), size=tuple(self.frame_size), mode="bilinear", antialias=True, align_corners=False)
+            frames = resized.round().clamp(0, 255).to(torch.uint8) if frames.dtype == torch.uint8 else resized
+        if frames.dtype != torch.uint8:
+            frames = frames.float()
+        if self.frame_shape is not None and list(frames.shape[1:]) != list(self.frame_shape):
+            C, H, W = self.frame_shape
+            c, h, w = frames.shape[1:]
+            if c != C:
+                raise DataError(f"{where}: frames have {c} channel(s) but the model's (set by the first training clip) have {C}; set data.channels to convert them")
+            raise DataError(f"{where}: frames are {h}x{w} but the model's (set by the first training clip) are {H}x{W}; set data.frame_size to resize all clips")
+        return frames.contiguous()
+
+    def _read(self, folder: str, need_labels: bool) -> list[Clip]:
+        clips = []
+        for src in find_clips(folder, need_labels):
+            frames = read_clip(src)
+            labels = read_labels(src.labels, frames.shape[0]) if src.labels else None
+            s = self.frame_stride
+            frames = frames[::s]
+            labels = labels[::s] if labels is not None else None
+            clips.append((src.name, self._conform(frames, src.path), labels))
+            if self.frame_shape is None:  # the first training clip sets the shape
+                self.frame_shape = list(clips[-1][1].shape[1:])
+        return clips
+
+    def _generate(self, split: str) -> list[Clip]:
+        from seqkit_video.synthetic import generate_clips
+
+        size = self.frame_size[0] if self.frame_size else 32
+        offset = {"train": 0, "val": 1, "test": 2}[split]
+        raw = generate_clips(self.sizes[split], self.min_frames, self.max_frames, size, self.seed * 1000 + offset)
+        s = self.frame_stride
+        out = []
+        for name, frames, labels in raw:
+            frames = torch.from_numpy(frames[::s])
+            out.append((name, self._conform(frames, f"generated {split} clip {name}"), labels[::s]))
+        if self.frame_shape is None:
+            self.frame_shape = list(out[0][1].shape[1:])
+        return out
+
+    def _clips(self, split: str) -> list[Clip]:
+        if split not in self._cache:
+            if split == "predict":
+                if self.predict_dir is not None:
+                    self._cache[split] = self._read(self.predict_dir, need_labels=False)
+                else:
+                    self._cache[split] = self._clips("test")
+            elif self.data_dir is None:
+                self._cache[split] = self._generate(split)
+            else:
+                self._cache[split] = self._read(os.path.join(self.data_dir, split), need_labels=True)
+        return self._cache[split]
+
+    # -- the contract ----------------------------------------------------------------------------
+    def build_spec(self) -> Spec:
+        if self.mean is None:  # not restored from a checkpoint: derive from the training clips
+            train = self._clips("train")
+            if self.labels is None:
+                if self.data_dir is None:
+                    from seqkit_video.synthetic import LABELS
+
+                    self.labels = list(LABELS)
+                else:
+                    self.labels = sorted({label for _, _, labels in train for label in labels})
+            if len(self.labels) < 2:
+                raise DataError(f"the training clips have fewer than two labels ({self.labels}); nothing to learn")
+            C = self.frame_shape[0]
+            total, sq, count = torch.zeros(C, dtype=torch.float64), torch.zeros(C, dtype=torch.float64), 0
+            for _, frames, _ in train:
+                x = frames.double() / (255.0 if frames.dtype == torch.uint8 else 1.0)
+                total += x.sum((0, 2, 3))
+                sq += (x * x).sum((0, 2, 3))
+                count += x.numel() // C
+            mean = total / count
+            std = (sq / count - mean**2).clamp(min=0).sqrt().clamp(min=1e-3)  # flat frames: avoid dividing by 0
+            self.mean, self.std = mean.tolist(), std.tolist()
+        return Spec(
+            input_kind="frames",
+            input_size=int(torch.tensor(self.frame_shape).prod()),
+            num_classes=len(self.labels),
+            vocabs={"labels": list(self.labels)},
+            extra={
+                "frame_shape": list(self.frame_shape),
+                "labels": list(self.labels),
+                "window": self.window,
+                "overlap": self.overlap,
+                "frame_stride": self.frame_stride,
+            },
+        )
+
+    def _dataset(self, split: str, windows: bool) -> _Clips:
+        index = {label: k for k, label in enumerate(self.labels)}
+        encoded = []
+        for name, frames, labels in self._clips(split):
+            if labels is None:
+                targets = torch.full((frames.shape[0],), IGNORE, dtype=torch.long)
+            else:
+                unknown = sorted(set(labels) - set(index))
+                if unknown:
+                    raise DataError(f"{split} clip {name}: label(s) {unknown} not seen in training (known: {', '.join(self.labels)})")
+                targets = torch.tensor([index[label] for label in labels], dtype=torch.long)
+            encoded.append((name, frames, targets))
+        cuts = cut_windows([f.shape[0] for _, f, _ in encoded], self.window, self.overlap) if windows else None
+        return _Clips(encoded, torch.tensor(self.mean), torch.tensor(self.std), cuts)
+
+    def setup(self, stage: str) -> None:
+        self.spec  # noqa: B018 - reads the training clips unless restored from a checkpoint
+        if stage == "fit":
+            self.train_set = self._dataset("train", windows=True)
+        if stage in ("fit", "validate"):
+            self.val_set = self._dataset("val", windows=False)
+        if stage == "test":
+            self.test_set = self._dataset("test", windows=False)
+        if stage == "predict":
+            self.predict_set = self._dataset("predict", windows=False)
+
+    def collate(self, examples: list) -> Batch:
+        frames, lengths = pad([x for x, _, _ in examples], value=0.0)  # (B, T, C, H, W); 0 is the mean after normalising
+        targets, _ = pad([y for _, y, _ in examples], value=IGNORE)  # (B, T)
+        return Batch(inputs=frames, lengths=lengths, targets=targets, extra={"clips": [n for _, _, n in examples]})
+
+    def state_dict(self) -> dict:
+        if self.mean is None:
+            return {}
+        return {"labels": list(self.labels), "frame_shape": list(self.frame_shape), "mean": list(self.mean), "std": list(self.std)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self.labels = list(state["labels"])
+            self.frame_shape = list(state["frame_shape"])
+            self.mean, self.std = list(state["mean"]), list(state["std"])
