@@ -259,16 +259,16 @@ def main(argv: list[str] | None = None) -> int:
         row = check_config(config, device, precision, args.steps, args.warmup)
         results.append(row)
         if "error" in row:
-            print(f"{row['config']:<34} ERROR {row['error']}")
+            print(f"{row['config']:<40} ERROR {row['error']}")
             continue
         lit, raw = row["lightning"], row["raw"]
         mem = f"{lit['peak_mb']:.0f}/{raw.get('peak_mb') or 0:.0f} MiB" if lit["peak_mb"] is not None else "-"
         if "skipped" in raw:
-            print(f"{row['config']:<34} seqkit {lit['samples_per_s']:9.0f} samples/s | raw: {raw['skipped']} | "
+            print(f"{row['config']:<40} seqkit {lit['samples_per_s']:9.0f} samples/s | raw: {raw['skipped']} | "
                   f"peak {mem} | {row['rnn']} | flatten warnings {row['flatten_warnings']}")
         else:
             ratio = lit["samples_per_s"] / raw["samples_per_s"]
-            print(f"{row['config']:<34} seqkit {lit['samples_per_s']:9.0f} samples/s | raw {raw['samples_per_s']:9.0f} "
+            print(f"{row['config']:<40} seqkit {lit['samples_per_s']:9.0f} samples/s | raw {raw['samples_per_s']:9.0f} "
                   f"| seqkit/raw {ratio:4.2f} | peak seqkit/raw {mem} | {row['rnn']} | "
                   f"flatten warnings {row['flatten_warnings']}")
     layers = check_layers(device, 5) if args.layers else []
