@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import CONFIGS, logger_args, run_seqkit
+from conftest import CONFIGS, logger_args
 from seqkit import Batch, Encoded, SimpleRNNStack
 from seqkit_longlag import AddingProblemData, CopyMemoryData, EmbeddedReberData, LongLagEndHead, LongLagStepHead, TemporalOrderData
 from seqkit_longlag.generators import (
@@ -272,14 +272,17 @@ def test_optimizer_layer_runs_a_training_step(layer, tmp_path):
 
 
 def test_optimizer_layers_stack_on_every_task_config():
+    parser = _cli(["--config", str(LONGLAG / "adding.yaml")], run=False).parser
+    names = {"sgd": "SGD", "nesterov": "SGD", "adagrad": "Adagrad", "adadelta": "Adadelta", "rmsprop": "RMSprop", "adam": "Adam"}
     for config in TASK_CONFIGS:
         for layer in OPTIM_LAYERS:
-            cli = _cli(["--config", str(LONGLAG / config), "--config", str(LONGLAG / "optim" / f"{layer}.yaml")], run=False)
-            opt = cli.config["optimizer"]
-            assert opt.class_path.endswith({"sgd": "SGD", "nesterov": "SGD", "adagrad": "Adagrad", "adadelta": "Adadelta",
-                                            "rmsprop": "RMSprop", "adam": "Adam"}[layer]), (config, layer)
+            cfg = parser.parse_args(["--config", str(LONGLAG / config), "--config", str(LONGLAG / "optim" / f"{layer}.yaml")])
+            opt = cfg.optimizer
+            assert opt.class_path == f"torch.optim.{names[layer]}", (config, layer)
+            assert "betas" not in opt.init_args or layer == "adam"  # the task's Adam settings do not leak
             if layer == "rmsprop":
                 assert opt.init_args.alpha == 0.9 and opt.init_args.lr == 0.001
+            assert cfg.data.class_path.startswith("seqkit_longlag.")  # the task itself is untouched
 
 
 def test_simple_rnn_is_one_config_change(tmp_path):
@@ -289,13 +292,16 @@ def test_simple_rnn_is_one_config_change(tmp_path):
     assert cli.trainer.global_step == 2
 
 
-def test_fit_then_predict_writes_one_record_per_test_sequence(tmp_path):
-    run_seqkit("fit", "--config", str(LONGLAG / "temporal_order_6a.yaml"), *TINY, "--trainer.max_steps=2",
-               "--trainer.enable_checkpointing=true", *logger_args(tmp_path), cwd=tmp_path)
+def test_fit_then_predict_writes_one_record_per_test_sequence(tmp_path, monkeypatch):
+    from seqkit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--config", str(LONGLAG / "temporal_order_6a.yaml"), *TINY, "--trainer.max_steps=2",
+          "--trainer.enable_checkpointing=true", *logger_args(tmp_path)])
     ckpt = next(Path(tmp_path).rglob("*.ckpt"))
     out = tmp_path / "pred.csv"
-    run_seqkit("predict", "--ckpt_path", str(ckpt), "--data.init_args.num_test=10", f"--prediction.output={out}",
-               "--trainer.enable_progress_bar=false", "--trainer.logger=false", cwd=tmp_path)
+    main(["predict", "--ckpt_path", str(ckpt), "--data.init_args.num_test=10", f"--prediction.output={out}",
+          "--trainer.enable_progress_bar=false", "--trainer.logger=false"])
     rows = out.read_text().splitlines()
     assert rows[0].split(",") == ["index", "label", "target"]
     assert len(rows) == 11 and {r.split(",")[1] for r in rows[1:]} <= {"Q", "R", "S", "U"}
