@@ -77,13 +77,13 @@ def _reset_peak(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def build(config: str, device: str, precision: str, steps: int):
+def build(config: str, device: str, precision: str, steps: int, work: str):
     """Model, data module and trainer from ``config``, as ``seqkit fit`` builds them."""
     from seqkit import plugins
     from seqkit.cli import SeqkitCLI
 
     plugins.get_registry()
-    args = ["--config", config,
+    args = ["--config", config, f"--trainer.default_root_dir={work}",
             f"--trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}", "--trainer.devices=1",
             "--trainer.strategy=auto", f"--trainer.precision={precision}", f"--trainer.max_steps={steps}",
             "--trainer.max_epochs=100000", "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0",
@@ -194,11 +194,13 @@ def describe_rnn(model) -> str:
 
 
 def check_config(config: str, device: str, precision: str, steps: int, warmup: int) -> dict:
+    import tempfile
+
     row: dict = {"config": os.path.relpath(config, ROOT)}
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory(prefix="seqkit-gpu-check-") as work:
         warnings.simplefilter("always")
         try:
-            cli = build(config, device, precision, steps)
+            cli = build(config, device, precision, steps, work)
             row["rnn"] = describe_rnn(cli.model)
             row["params"] = sum(p.numel() for p in cli.model.parameters())
             row["batch_size"] = cli.datamodule.batch_size
