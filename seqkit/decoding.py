@@ -13,14 +13,16 @@ Both are batched over sentences (no per-sentence Python loop) and drive a model 
 dimension is N, the number of rows: beam search repeats it per beam and reorders it with
 ``index_select`` along dim 0. Keep an LSTM's (layers, N, H) state transposed to (N, layers, H).
 
-Beam search follows the usual NMT recipe (Sutskever et al. 2014; Koehn 2004 for the search):
-hypotheses that emit ``<eos>`` stay in the beam with a frozen score and compete with the live
-ones, the search runs until every beam of every sentence is finished or the maximum length is
-reached, and the final pick divides the total log-probability by ``length ** length_penalty``
-(fairseq's ``--lenpen``; 0 ranks by raw log-probability, 1 by the mean per token). The top-k is
-taken per beam first and then over the k*k candidates: the same result as one top-k over k*V,
-cheaper, and with beam size 1 it does exactly greedy search's arithmetic, so the two agree bit
-for bit.
+Beam search follows the usual NMT recipe (Sutskever et al. 2014; fairseq's ``SequenceGenerator``
+for the bookkeeping): every step keeps the K best hypotheses that continue, taken from the 2K
+best candidates, so an ending hypothesis never costs the beam a slot. An ``<eos>`` candidate
+among the K best ends a hypothesis, which is kept when its score, divided by
+``length ** length_penalty`` (fairseq's ``--lenpen``: 0 ranks by raw log-probability, 1 by the
+mean per token), beats the sentence's best so far. A sentence stops at its length limit or when
+no live hypothesis can beat its best ended one — exact for ``length_penalty`` 0, since
+log-probabilities only fall. The top-k is taken per beam first and then over the k*2k candidates:
+the same result as one top-k over k*V, cheaper, and with beam size 1 it does exactly greedy
+search's arithmetic, so the two agree bit for bit. All of it is batched: no per-sentence loop.
 """
 
 from __future__ import annotations
@@ -113,8 +115,8 @@ def greedy_search(
     has_attn = True
     for t in range(L):
         log_probs, state, attn = step(tokens, state)
-        best_lp, best = log_probs.float().topk(1, dim=-1)  # (B, 1): topk, as beam search uses
-        best_lp, best = best_lp.squeeze(1), best.squeeze(1)
+        top_lp, top = log_probs.float().topk(min(2, log_probs.shape[-1]), dim=-1)  # the call beam search makes
+        best_lp, best = top_lp[:, 0], top[:, 0]
         live = ~done & (t < limit)
         tokens = torch.where(live, best, torch.full_like(best, pad))
         scores = scores + torch.where(live, best_lp, torch.zeros_like(best_lp))
@@ -167,64 +169,98 @@ def beam_search(
     pad = eos_id if pad_id is None else pad_id
     limit = _max_lengths(max_len, B, device)  # (B,)
     L = int(limit.max())
+    neg_inf = float("-inf")
     state = map_state(state, lambda x: x.repeat_interleave(K, dim=0))  # rows b*K + k
     tokens = torch.full((B * K,), bos_id, dtype=torch.long, device=device)
     scores = torch.zeros(B, K, dtype=torch.float32, device=device)
-    scores[:, 1:] = float("-inf")  # all beams start identical: let only the first one expand
-    done = torch.zeros(B, K, dtype=torch.bool, device=device)
-    lengths = torch.zeros(B, K, dtype=torch.long, device=device)
-    history = torch.zeros(B, K, 0, dtype=torch.long, device=device)  # (B, K, t)
+    scores[:, 1:] = neg_inf  # all beams start identical: let only the first one expand
+    history = torch.zeros(B, K, 0, dtype=torch.long, device=device)  # (B, K, t) live hypotheses
     attn_hist: torch.Tensor | None = None  # (B, K, t, S)
     has_attn = True
+    # the best finished hypothesis of each sentence so far
+    best_tokens = torch.full((B, L), pad, dtype=torch.long, device=device)
+    best_scores = torch.full((B,), neg_inf, dtype=torch.float32, device=device)
+    best_norm = torch.full((B,), neg_inf, dtype=torch.float32, device=device)
+    best_lengths = torch.zeros(B, dtype=torch.long, device=device)
+    best_attn: torch.Tensor | None = None  # (B, L, S)
+    done = torch.zeros(B, dtype=torch.bool, device=device)
     base = (torch.arange(B, device=device) * K).unsqueeze(1)  # (B, 1)
+    rows_b = torch.arange(B, device=device)
     for t in range(L):
         log_probs, state, attn = step(tokens, state)
         V = log_probs.shape[-1]
-        top_lp, top_tok = log_probs.float().topk(min(K, V), dim=-1)  # (B*K, k) best per beam
-        k = top_lp.shape[-1]
-        top_lp, top_tok = top_lp.view(B, K, k), top_tok.view(B, K, k)
-        live = ~done & (t < limit).unsqueeze(1)  # (B, K)
-        # an ended beam has one continuation, pad at no cost, so it keeps its score and its slot
-        frozen_lp = torch.full_like(top_lp, float("-inf"))
-        frozen_lp[..., 0] = 0.0
-        top_lp = torch.where(live.unsqueeze(-1), top_lp, frozen_lp)
-        top_tok = torch.where(live.unsqueeze(-1), top_tok, torch.full_like(top_tok, pad))
-        cand = scores.unsqueeze(-1) + top_lp  # (B, K, k)
-        new_scores, flat = cand.view(B, K * k).topk(K, dim=-1)  # (B, K)
-        origin = torch.div(flat, k, rounding_mode="floor")  # (B, K) beam each winner extends
-        new_tok = top_tok.view(B, K * k).gather(1, flat)  # (B, K)
-        was_live = live.gather(1, origin)
-        scores = new_scores
-        lengths = lengths.gather(1, origin) + was_live.long()
-        done = done.gather(1, origin) | ~was_live | (new_tok == eos_id) | (t + 1 >= limit).unsqueeze(1)
-        history = torch.cat([history.gather(1, origin.unsqueeze(-1).expand(-1, -1, t)), new_tok.unsqueeze(-1)], 2)
-        rows = (base + origin).view(-1)  # (B*K,) rows of the state each winner continues
+        C = min(2 * K, V)
+        top_lp, top_tok = log_probs.float().topk(C, dim=-1)  # (B*K, C): the best 2K per beam suffice
+        cand = (scores.unsqueeze(-1) + top_lp.view(B, K, C)).view(B, K * C)
+        # the 2K best candidates, best first; the stable sort breaks ties by beam, then by rank
+        cand_scores, order = cand.sort(dim=-1, descending=True, stable=True)
+        cand_scores, order = cand_scores[:, : 2 * K], order[:, : 2 * K]  # (B, 2K)
+        origin = torch.div(order, C, rounding_mode="floor")  # (B, 2K) beam each candidate extends
+        cand_tok = top_tok.view(B, K * C).gather(1, order)  # (B, 2K)
+        N2 = cand_tok.shape[1]
+        rank = torch.arange(N2, device=device).unsqueeze(0)  # (1, 2K)
+        is_eos = cand_tok == eos_id
+        finite = torch.isfinite(cand_scores)
+        # the K best candidates that do not end carry on (each beam offers one <eos> at most, so
+        # 2K candidates hold K that continue)
+        live_pos = torch.where(is_eos, rank + N2, rank).argsort(dim=1)[:, :K]  # (B, K)
+        live_ok = ~is_eos.gather(1, live_pos) & finite.gather(1, live_pos)
+        continuing = torch.zeros_like(is_eos).scatter(1, live_pos, live_ok)
+        at_limit = t + 1 >= limit  # (B,): this step is the sentence's last
+        # what ends now: an <eos> among the K best (it would have taken a beam); at the length
+        # limit, the continuing ones too. All end at length t + 1, so the first one in score
+        # order is also the best after length normalisation.
+        ending = ((is_eos & (rank < K)) | (continuing & at_limit.unsqueeze(1))) & finite & ~done.unsqueeze(1)
+        first = torch.where(ending, rank, rank + N2).argmin(1)  # (B,)
+        has_end = ending.any(1)
+        end_score = cand_scores[rows_b, first]
+        end_norm = end_score / float(t + 1) ** length_penalty if length_penalty else end_score
+        better = has_end & (end_norm > best_norm)
+        b_idx = better.nonzero(as_tuple=True)[0]
+        if b_idx.numel():
+            c_idx = first[b_idx]
+            o_idx = origin[b_idx, c_idx]
+            best_tokens[b_idx] = pad
+            best_tokens[b_idx, :t] = history[b_idx, o_idx]
+            best_tokens[b_idx, t] = cand_tok[b_idx, c_idx]
+            best_scores[b_idx], best_norm[b_idx] = end_score[b_idx], end_norm[b_idx]
+            best_lengths[b_idx] = t + 1
         if attn is None:
             has_attn = False
         elif has_attn:
             S = attn.shape[-1]
-            a = attn.float().view(B, K, S).gather(1, origin.unsqueeze(-1).expand(-1, -1, S))
-            a = (a * was_live.unsqueeze(-1).to(a.dtype)).unsqueeze(2)  # (B, K, 1, S)
-            if attn_hist is None:
-                attn_hist = a
-            else:
-                attn_hist = torch.cat([attn_hist.gather(1, origin.view(B, K, 1, 1).expand(-1, -1, t, S)), a], 2)
-        tokens = new_tok.view(-1)
+            if best_attn is None:
+                best_attn = torch.zeros(B, L, S, dtype=torch.float32, device=device)
+            if b_idx.numel():
+                best_attn[b_idx] = 0.0
+                if t:
+                    best_attn[b_idx, :t] = attn_hist[b_idx, o_idx]
+                best_attn[b_idx, t] = attn.float().view(B, K, S)[b_idx, o_idx]
+        # a sentence is done at its limit, or once no live hypothesis can beat its best finished
+        # one: log-probabilities only fall, so with length_penalty 0 this test is exact (with a
+        # penalty it assumes the current length, as Hugging Face's default does)
+        live_best = torch.where(live_ok, cand_scores.gather(1, live_pos), torch.full_like(scores, neg_inf)).amax(1)
+        live_bound = live_best / float(t + 1) ** length_penalty if length_penalty else live_best
+        done = done | at_limit | (live_bound <= best_norm)
         if bool(done.all()):
             break
+        # carry on with the continuing candidates
+        live_origin = origin.gather(1, live_pos)  # (B, K)
+        new_tok = cand_tok.gather(1, live_pos)
+        scores = torch.where(live_ok, cand_scores.gather(1, live_pos), torch.full_like(scores, neg_inf))
+        history = torch.cat([history.gather(1, live_origin.unsqueeze(-1).expand(-1, -1, t)), new_tok.unsqueeze(-1)], 2)
+        if has_attn and attn is not None:
+            S = attn.shape[-1]
+            a = attn.float().view(B, K, S).gather(1, live_origin.unsqueeze(-1).expand(-1, -1, S)).unsqueeze(2)
+            attn_hist = a if attn_hist is None else torch.cat(
+                [attn_hist.gather(1, live_origin.view(B, K, 1, 1).expand(-1, -1, t, S)), a], 2)  # (B, K, t+1, S)
+        tokens = new_tok.view(-1)
+        rows = (base + live_origin).view(-1)  # (B*K,) rows of the state each hypothesis continues
         state = map_state(state, lambda x: x.index_select(0, rows))
-    # final pick: the best length-normalised score among each sentence's K hypotheses
-    norm = scores / lengths.clamp(min=1).to(scores.dtype).pow(length_penalty) if length_penalty else scores
-    best = norm.argmax(1)  # (B,)
-    pick = best.view(B, 1)
-    T = history.shape[2]
+    T = max(1, int(best_lengths.max()))
     return Hypotheses(
-        tokens=history.gather(1, pick.unsqueeze(-1).expand(-1, -1, T)).squeeze(1),  # (B, L)
-        scores=scores.gather(1, pick).squeeze(1),
-        lengths=lengths.gather(1, pick).squeeze(1),
-        attention=(
-            attn_hist.gather(1, pick.view(B, 1, 1, 1).expand(-1, -1, T, attn_hist.shape[-1])).squeeze(1)
-            if has_attn and attn_hist is not None
-            else None
-        ),
+        tokens=best_tokens[:, :T],  # (B, T)
+        scores=best_scores,
+        lengths=best_lengths,
+        attention=best_attn[:, :T] if has_attn and best_attn is not None else None,
     )
