@@ -134,6 +134,7 @@ class Tokenizer:
         if self.kind == "bpe" and self._bpe is not None:
             return self._bpe.decoder.decode(tokens)
         text = " ".join(tokens)
+        text = re.sub(r"(?<=\w) - (?=\w)", "-", text)  # "segunda - feira" -> "segunda-feira"
         return re.sub(r" ([.,!?;:%)\]}'])", r"\1", re.sub(r"([(\[{]) ", r"\1", text))
 
     def state_dict(self) -> dict:
