@@ -11,19 +11,36 @@ gate of Gers, Schmidhuber & Cummins (2000), "Learning to Forget":
     h = o ∗ tanh(C)
 
 stacked, optionally bidirectional, with dropout between layers and an optional projection of h
-(Sak et al. 2014). This configuration runs on ``torch.nn.LSTM`` (cuDNN on GPU, oneDNN on CPU).
-The gate variants compared by Greff et al. (2016), "LSTM: A Search Space Odyssey", build on it.
+(Sak et al. 2014). This configuration (``variant: vanilla``) runs on ``torch.nn.LSTM`` (cuDNN on
+GPU, oneDNN on CPU).
+
+``variant`` selects one of the gate variants compared by Greff et al. (2016), "LSTM: A Search
+Space Odyssey", and ``peepholes`` / ``layer_norm`` add the peephole connections of Gers &
+Schmidhuber (2000) and the layer normalisation of Ba et al. (2016); those run on seqkit's own
+recurrence (``seqkit/cells.py``, where each variant's equations are written out). Note that
+seqkit's ``vanilla`` has no peepholes, while Greff et al.'s "vanilla" does: theirs is seqkit's
+``peephole``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Literal, Optional
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqkit.cells import VARIANTS, CellSpec, LSTMLayer
+from seqkit.errors import SeqkitError
+
 State = tuple[torch.Tensor, torch.Tensor]
+
+Variant = Literal["vanilla", "peephole", "nig", "nfg", "nog", "niaf", "noaf", "cifg", "fgr"]
+
+
+class LSTMConfigError(SeqkitError, ValueError):
+    """An LSTMStack option that is invalid, alone or together with another."""
 
 
 class RecurrentStack(nn.Module, ABC):
@@ -42,7 +59,14 @@ class RecurrentStack(nn.Module, ABC):
 
 
 class LSTMStack(RecurrentStack):
-    """Stacked (bi)directional LSTM over padded batches, with the forget bias of Gers et al. 2000."""
+    """Stacked (bi)directional LSTM over padded batches, in any of the gate variants of Greff et
+    al. (2016), with the forget bias of Gers et al. (2000).
+
+    The plain configuration runs torch.nn.LSTM; any other runs seqkit's own recurrence
+    (``implementation`` says which one ran: ``"torch"`` or ``"seqkit"``). Both take and return
+    states shaped like torch.nn.LSTM's: h (layers*directions, B, proj_size or hidden_size) and
+    C (layers*directions, B, hidden_size).
+    """
 
     def __init__(
         self,
@@ -52,7 +76,11 @@ class LSTMStack(RecurrentStack):
         bidirectional: bool = False,
         dropout: float = 0.0,
         proj_size: int = 0,
-        forget_bias: float = 1.0,
+        forget_bias: Optional[float] = None,
+        variant: Variant = "vanilla",
+        peepholes: bool = False,
+        layer_norm: bool = False,
+        backend: Literal["auto", "torch", "seqkit"] = "auto",
     ) -> None:
         """
         Args:
@@ -62,34 +90,80 @@ class LSTMStack(RecurrentStack):
             bidirectional: Run a second LSTM backwards over each sequence and concatenate both.
             dropout: Dropout on the outputs of every layer but the last.
             proj_size: If > 0, project h to this size after each step (LSTMP, Sak et al. 2014).
-            forget_bias: Initial forget-gate bias; 1.0 as Gers et al. (2000) recommend, so the
-                cell starts by remembering.
+            forget_bias: Initial forget-gate bias; default 1.0 as Gers et al. (2000) recommend, so
+                the cell starts by remembering. Not allowed with variant nfg (no forget gate).
+            variant: The gate structure (Greff et al. 2016). vanilla: torch.nn.LSTM's LSTM, no
+                peepholes (Greff's "NP"); peephole: vanilla plus peepholes (Greff's "vanilla");
+                nig / nfg / nog: no input / forget / output gate; niaf / noaf: no input / output
+                activation function; cifg: coupled input and forget gate (i = 1 - f); fgr: full
+                gate recurrence. Equations in seqkit/cells.py and docs/lstm.md.
+            peepholes: Add peephole connections (Gers & Schmidhuber 2000) to any variant, as in
+                all of Greff et al.'s variants (``variant: peephole`` implies it).
+            layer_norm: Layer-normalise the gate pre-activations and the cell (Ba et al. 2016).
+            backend: "auto": torch.nn.LSTM for the plain configuration (vanilla, no peepholes,
+                no layer norm), seqkit's own recurrence otherwise; "seqkit": always seqkit's own
+                (for checks and comparisons); "torch": torch.nn.LSTM, an error for any other
+                configuration.
         """
         super().__init__()
+        if variant not in VARIANTS:
+            raise LSTMConfigError(f"LSTMStack: unknown variant {variant!r}; valid variants: {', '.join(VARIANTS)}")
+        if backend not in ("auto", "torch", "seqkit"):
+            raise LSTMConfigError(f"LSTMStack: unknown backend {backend!r}; valid: auto, torch, seqkit")
         if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+            raise LSTMConfigError(f"LSTMStack: num_layers must be >= 1, got {num_layers}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise LSTMConfigError(f"LSTMStack: dropout must be in [0, 1), got {dropout}")
         if proj_size < 0 or (proj_size and proj_size >= hidden_size):
-            raise ValueError(f"proj_size must be 0 or smaller than hidden_size ({hidden_size}), got {proj_size}")
+            raise LSTMConfigError(
+                f"LSTMStack: proj_size must be 0 or smaller than hidden_size ({hidden_size}), got {proj_size}"
+            )
+        spec = CellSpec(variant, peepholes, layer_norm)
+        if forget_bias is not None and not spec.forget_gate:
+            raise LSTMConfigError(
+                f"LSTMStack: forget_bias={forget_bias} cannot be used with variant={variant!r}, which has no forget gate"
+            )
+        if backend == "torch" and not spec.is_plain:
+            extra = [f"variant={variant!r}"] if variant != "vanilla" else []
+            extra += ["peepholes=True"] * peepholes + ["layer_norm=True"] * layer_norm
+            raise LSTMConfigError(
+                f"LSTMStack: backend='torch' (torch.nn.LSTM) cannot run {', '.join(extra)}; use backend 'auto' or 'seqkit'"
+            )
+        forget_bias = 1.0 if forget_bias is None else forget_bias
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.bidirectional, self.proj_size = bidirectional, proj_size
+        self.bidirectional, self.proj_size, self.dropout = bidirectional, proj_size, dropout
         self.num_directions = 2 if bidirectional else 1
-        self.lstm = nn.LSTM(
-            input_size,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            bidirectional=bidirectional,
-            dropout=dropout if num_layers > 1 else 0.0,
-            proj_size=proj_size,
-        )
+        self.spec = spec
         self.output_size = (proj_size or hidden_size) * self.num_directions
-        self.reset_forget_bias(forget_bias)
+        self.implementation = "torch" if spec.is_plain and backend != "seqkit" else "seqkit"
+        if self.implementation == "torch":
+            self.lstm = nn.LSTM(
+                input_size,
+                hidden_size,
+                num_layers=num_layers,
+                batch_first=True,
+                bidirectional=bidirectional,
+                dropout=dropout if num_layers > 1 else 0.0,
+                proj_size=proj_size,
+            )
+            self.reset_forget_bias(forget_bias)
+        else:
+            out = proj_size or hidden_size
+            self.layers = nn.ModuleList(
+                LSTMLayer(input_size if layer == 0 else out * self.num_directions, hidden_size, spec, proj_size,
+                          forget_bias)
+                for layer in range(num_layers)
+                for _ in range(self.num_directions)
+            )
 
     @torch.no_grad()
     def reset_forget_bias(self, value: float) -> None:
         H = self.hidden_size
+        if self.implementation == "seqkit":
+            for layer in self.layers:
+                if layer.spec.forget_gate:
+                    layer.gate("f", layer.bias).fill_(value)
+            return
         for name, param in self.lstm.named_parameters():
             # nn.LSTM orders gate rows (i, f, g, o); it has two bias vectors, so split the value.
             if name.startswith("bias_ih"):
@@ -98,6 +172,8 @@ class LSTMStack(RecurrentStack):
                 param[H : 2 * H].zero_()
 
     def forward(self, x, lengths=None, state=None):
+        if self.implementation == "seqkit":
+            return self._forward_seqkit(x, lengths, state)
         B, T, _ = x.shape  # batch, time, input features
         if lengths is None:
             out, (h, c) = self.lstm(x, state)
@@ -106,6 +182,69 @@ class LSTMStack(RecurrentStack):
         out, (h, c) = self.lstm(packed, state)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, D), zeros on padding
         return out, (h, c)
+
+    def _forward_seqkit(self, x: torch.Tensor, lengths: torch.Tensor | None, state: State | None):
+        B, T, _ = x.shape  # batch, time, input features
+        L, D, H, P = self.num_layers, self.num_directions, self.hidden_size, self.proj_size or self.hidden_size
+        if state is None:
+            h0 = x.new_zeros(L * D, B, P)
+            c0 = x.new_zeros(L * D, B, H)
+        else:
+            h0, c0 = state
+        xt = x.transpose(0, 1)  # (T, B, I): time-major, so each step is a contiguous (B, ·) block
+        order = inverse = rev = None
+        batch_sizes = [B] * T
+        T_run = T
+        if lengths is not None:
+            lens = lengths.detach().to("cpu", torch.long)
+            if int(lens.max()) > T or int(lens.min()) < 0:
+                raise SeqkitError(f"LSTMStack: lengths must be in [0, {T}] for {T} steps, got {lens.tolist()}")
+            if int(lens.min()) < T:
+                # Run like a packed sequence: sort by decreasing length, so step t computes only
+                # the batch_sizes[t] sequences still running and padding never reaches a state.
+                lens, order_cpu = torch.sort(lens, descending=True, stable=True)
+                T_run = int(lens[0])
+                steps = torch.arange(T_run)
+                batch_sizes = (lens.unsqueeze(0) > steps.unsqueeze(1)).sum(1).tolist()
+                order = order_cpu.to(x.device)
+                inverse = torch.empty_like(order_cpu).scatter_(0, order_cpu, torch.arange(B)).to(x.device)
+                xt = xt[:T_run].index_select(1, order)
+                h0, c0 = h0.index_select(1, order), c0.index_select(1, order)
+                if D == 2:  # time index that reverses each sequence within its own length
+                    r = lens.unsqueeze(0) - 1 - steps.unsqueeze(1)  # (T_run, B)
+                    rev = torch.where(r >= 0, r, steps.unsqueeze(1).expand_as(r)).to(x.device)
+        finals_h, finals_c = [], []
+        inp = xt  # (T_run, B, I)
+        for layer in range(L):
+            outs = []
+            for d in range(D):
+                cell = self.layers[layer * D + d]
+                src = inp if d == 0 else _reverse(inp, rev)
+                k = layer * D + d
+                if T_run == 0:  # every sequence is empty: nothing runs, the state is kept
+                    out_d, hT, cT = src.new_zeros(0, B, P), h0[k], c0[k]
+                else:
+                    out_d, hT, cT = cell.scan(cell.project(src), h0[k], c0[k], batch_sizes)  # (T_run, B, P)
+                outs.append(out_d if d == 0 else _reverse(out_d, rev))
+                finals_h.append(hT)
+                finals_c.append(cT)
+            inp = outs[0] if D == 1 else torch.cat(outs, -1)  # (T_run, B, D*P)
+            if self.dropout and layer < L - 1:
+                inp = nn.functional.dropout(inp, self.dropout, self.training)
+        h, c = torch.stack(finals_h), torch.stack(finals_c)  # (L*D, B, P), (L*D, B, H)
+        if T_run < T:
+            inp = nn.functional.pad(inp, (0, 0, 0, 0, 0, T - T_run))  # (T, B, D*P), zeros on padding
+        if inverse is not None:
+            return inp.transpose(0, 1)[inverse], (h[:, inverse], c[:, inverse])
+        return inp.transpose(0, 1).contiguous(), (h, c)
+
+
+def _reverse(x: torch.Tensor, rev: torch.Tensor | None) -> torch.Tensor:
+    """Reverse each sequence of time-major ``x`` (T, B, F) within its own length (its own end
+    comes first); padding stays where it is."""
+    if rev is None:
+        return x.flip(0)
+    return torch.gather(x, 0, rev.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
 def final_hidden(state: State, num_layers: int, num_directions: int) -> torch.Tensor:
