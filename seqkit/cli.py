@@ -160,6 +160,12 @@ class SeqkitCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, self.config)
         ckpt_path = config.get("ckpt_path")
+        if self.subcommand != "fit" and ckpt_path in ("last", "best"):
+            # Lightning would look in this new run's (empty) folder and go on with untrained weights
+            raise SeqkitError(
+                f"--ckpt_path {ckpt_path}: a new {self.subcommand} run has no checkpoints of its own; "
+                "give the checkpoint's path (runs/<name>/version_N/checkpoints/*.ckpt)"
+            )
         # "last", "best", "hpc", "registry" are resolved by Lightning itself later
         state = _datamodule_state(ckpt_path) if ckpt_path and os.path.sep in ckpt_path or (ckpt_path or "").endswith(".ckpt") else None
         self._restore_token = _RESTORE.set(state)
