@@ -129,3 +129,11 @@ def test_predict_from_checkpoint_alone_in_input_order(tmp_path):
     strip = [{k: v for k, v in r.items() if k != "index"} for r in fwd]
     assert strip == [{k: v for k, v in r.items() if k != "index"} for r in reversed(rev)]
     assert set(fwd[0]) == {"index", "label", "p_a", "p_b", "p_c", "p_d"}
+
+
+def test_ckpt_path_last_outside_fit_is_refused(capsys):
+    """Lightning would test untrained weights with a warning; seqkit stops with a clear line."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["test", "--config", str(TASK), "--ckpt_path", "last"])
+    assert exit_info.value.code != 0
+    assert "--ckpt_path last: a new test run has no checkpoints of its own" in capsys.readouterr().err
