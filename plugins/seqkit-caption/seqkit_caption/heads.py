@@ -13,6 +13,9 @@ Two ways to condition the decoder on the encoder's S region features (B, S, D), 
   with the previous word and to the output layer. ``attention_reg`` adds their "doubly stochastic"
   penalty sum_i (1 - sum_t alpha_ti)^2, which pushes the decoder to look at every region.
 
+The decoder is a stack of ``nn.LSTMCell`` (Hochreiter & Schmidhuber 1997, forget-gate bias 1 as
+Gers et al. 2000 recommend): attention and search need one call per word anyway.
+
 Training uses teacher forcing: the decoder reads the reference caption shifted by one
 (``teacher_forcing`` < 1 feeds its own previous prediction instead with that probability -
 scheduled sampling, Bengio et al. 2015). Decoding - greedy and beam search - is seqkit's shared
