@@ -586,8 +586,9 @@ class _Scan(torch.autograd.Function):
         dw_hh = dw_gg = dpeep = dw_hr = d_ln_hh = d_ln_c_w = d_ln_c_b = None
         if ctx.needs_input_grad[3]:
             Dq = D if ln_hh is None else _stack_padded(dqs[::-1], bs, B)
-            h_prev = torch.cat([h0.unsqueeze(0), out[:-1]], 0)  # (T, B, P)
-            dw_hh = Dq.reshape(-1, Gn).t().mm(h_prev.reshape(-1, P))  # (G*H, P)
+            dw_hh = Dq[0].t().mm(h0)  # (G*H, P): step t's product saw h_{t-1} (h0, then the outputs)
+            if T > 1:
+                dw_hh.addmm_(Dq[1:].reshape(-1, Gn).t(), out[:-1].reshape(-1, P))
         if w_gg is not None and ctx.needs_input_grad[4]:
             dw_gg = w_gg.new_zeros(w_gg.shape)
             if T > 1:  # step t's gates see step t-1's activations
@@ -635,11 +636,14 @@ class _Projection(torch.autograd.Function):
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
             dx = d.matmul(w)  # (T, B, I)
-        if ctx.needs_input_grad[1]:
-            dw = x.reshape(-1, x.shape[-1]).t().mm(d2).t()  # (G, I)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            db = d2.sum(0)
-        return dx, dw, db
+            # weight and bias grads in one pass over d: [x, 1]^T·d
+            x1 = torch.cat([x.reshape(-1, x.shape[-1]), x.new_ones(d2.shape[0], 1)], 1)  # (T*B, I+1)
+            dwb = x1.t().mm(d2)  # (I+1, G)
+            dw, db = dwb[:-1].t(), dwb[-1]
+        elif ctx.needs_input_grad[1]:
+            dw = x.reshape(-1, x.shape[-1]).t().mm(d2).t()  # (G, I)
+        return dx, dw if ctx.needs_input_grad[1] else None, db
 
 
 # ---------------------------------------------------------------------------------------------

@@ -178,12 +178,29 @@ class LSTMStack(RecurrentStack):
         if lengths is None:
             out, (h, c) = self.lstm(x, state)
             return out, (h, c)
-        packed = pack_padded_sequence(x, lengths.detach().cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
+        lens = lengths.detach().cpu()
+        packed = pack_padded_sequence(x, lens.clamp(min=1), batch_first=True, enforce_sorted=False)
         out, (h, c) = self.lstm(packed, state)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, D), zeros on padding
+        if bool((lens == 0).any()):  # packing needs a step per sequence: undo it for empty ones
+            empty = (lens == 0).to(x.device)
+            h0, c0 = state if state is not None else (torch.zeros_like(h), torch.zeros_like(c))
+            h = torch.where(empty.view(1, B, 1), h0, h)
+            c = torch.where(empty.view(1, B, 1), c0, c)
+            out = out.masked_fill(empty.view(B, 1, 1), 0.0)
         return out, (h, c)
 
     def _forward_seqkit(self, x: torch.Tensor, lengths: torch.Tensor | None, state: State | None):
+        # The recurrence computes in the weights' dtype: under autocast (mixed precision) its
+        # hand-written backward would otherwise meet mixed dtypes.
+        dtype = self.layers[0].weight_hh.dtype
+        if _autocast_on(x.device.type) or x.dtype != dtype:
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                state = None if state is None else (state[0].to(dtype), state[1].to(dtype))
+                return self._run_seqkit(x.to(dtype), lengths, state)
+        return self._run_seqkit(x, lengths, state)
+
+    def _run_seqkit(self, x: torch.Tensor, lengths: torch.Tensor | None, state: State | None):
         B, T, _ = x.shape  # batch, time, input features
         L, D, H, P = self.num_layers, self.num_directions, self.hidden_size, self.proj_size or self.hidden_size
         if state is None:
@@ -237,6 +254,13 @@ class LSTMStack(RecurrentStack):
         if inverse is not None:
             return inp.transpose(0, 1)[inverse], (h[:, inverse], c[:, inverse])
         return inp.transpose(0, 1).contiguous(), (h, c)
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
 
 
 def _reverse(x: torch.Tensor, rev: torch.Tensor | None) -> torch.Tensor:

@@ -35,14 +35,22 @@ def copy_from_torch(stack: LSTMStack, lstm: torch.nn.LSTM) -> None:
 
 
 @pytest.mark.parametrize(
-    "layers,bidirectional,proj,lengths",
-    [(1, False, 0, None), (2, True, 0, [9, 4, 9, 1, 6]), (2, True, 3, [2, 9, 5, 5, 7]), (3, False, 2, [9, 9, 9, 9, 9])],
+    "layers,bidirectional,H,proj,lengths",
+    [
+        (1, False, 8, 0, None),
+        (2, True, 8, 0, [9, 4, 9, 1, 6]),
+        (2, True, 8, 3, [2, 9, 5, 5, 7]),
+        (3, False, 8, 2, [9, 9, 9, 9, 9]),
+        (1, True, 512, 256, [3, 9, 1, 9, 2]),  # large enough for the oneDNN recurrent product
+    ],
 )
-def test_custom_vanilla_matches_torch_lstm(layers, bidirectional, proj, lengths):
+def test_custom_vanilla_matches_torch_lstm(layers, bidirectional, H, proj, lengths):
     torch.manual_seed(0)
-    H, P = 8, proj or 8
+    P = proj or H
     torch_stack = LSTMStack(5, H, layers, bidirectional, proj_size=proj)
     ours = LSTMStack(5, H, layers, bidirectional, proj_size=proj, backend="seqkit")
+    if H >= 512 and cells._onednn_ok():
+        assert cells._pack(ours.layers[0].weight_hh, 5) is not None
     assert (torch_stack.implementation, ours.implementation) == ("torch", "seqkit")
     copy_from_torch(ours, torch_stack.lstm)
     D = 2 if bidirectional else 1
@@ -216,7 +224,7 @@ def test_layer_norm_ignores_the_scale_of_the_projections():
 
 
 # -- padding, state, stacking ---------------------------------------------------------------------
-@pytest.mark.parametrize("variant", ["peephole", "cifg", "fgr"])
+@pytest.mark.parametrize("variant", ["vanilla", "peephole", "cifg", "fgr"])
 def test_padding_never_leaks(variant):
     """Each sequence gives the same outputs and final state padded with garbage in a batch as
     alone, through 2 bidirectional layers (so the backward direction starts at its own end)."""
@@ -240,6 +248,16 @@ def test_padding_never_leaks(variant):
         torch.testing.assert_close(c[:, b], ca[:, 0], atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("backend", ["torch", "seqkit"])
+def test_empty_sequence_keeps_the_given_state(backend):
+    torch.manual_seed(8)
+    stack = LSTMStack(3, 4, num_layers=2, bidirectional=True, backend=backend)
+    state = (torch.randn(4, 3, 4), torch.randn(4, 3, 4))
+    out, (h, c) = stack(torch.randn(3, 5, 3), torch.tensor([5, 0, 2]), state)
+    torch.testing.assert_close((h[:, 1], c[:, 1]), (state[0][:, 1], state[1][:, 1]))
+    assert out[1].abs().max() == 0
+
+
 def test_state_carries_across_calls():
     torch.manual_seed(6)
     stack = LSTMStack(3, 5, num_layers=2, variant="nfg", proj_size=2)
@@ -261,6 +279,17 @@ def test_dropout_only_between_layers():
     assert not torch.equal(two(x)[0], two(x)[0])
     two.eval()
     torch.testing.assert_close(two(x)[0], two(x)[0])
+
+
+def test_mixed_precision_computes_in_the_weights_dtype():
+    torch.manual_seed(9)
+    stack = LSTMStack(3, 4, variant="peephole", layer_norm=True)
+    x = torch.randn(2, 5, 3, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, (h, c) = stack(x, torch.tensor([5, 2]))
+    out.sum().backward()
+    assert out.dtype == h.dtype == torch.float32 and torch.isfinite(x.grad).all()
+    torch.testing.assert_close(out, stack(x, torch.tensor([5, 2]))[0])
 
 
 def test_loops_are_torchscript():
