@@ -1,0 +1,7 @@
+"""seqkit-forecast: time-series forecasting with LSTMs (direct or recursive), AirPassengers built in."""
+
+from seqkit_forecast.data import ForecastData
+from seqkit_forecast.head import ForecastHead
+from seqkit_forecast.plot import ForecastPlot
+
+__all__ = ["ForecastData", "ForecastHead", "ForecastPlot"]

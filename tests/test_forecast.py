@@ -1,0 +1,155 @@
+"""Forecasting (ForecastData + ForecastHead): the bundled AirPassengers series, a chronological
+split without leakage, undoing the transforms, bad inputs, and fit + predict through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import CONFIGS, last_value, logger_args, read_metrics, run_seqkit
+from seqkit import DataError, LSTMStack, SequenceModel
+from seqkit_forecast import ForecastData, ForecastHead
+from seqkit_forecast.series import extend_times
+
+AIR = np.loadtxt(ForecastData().csv_path, delimiter=",", skiprows=1, usecols=1)
+
+
+def _csv(tmp_path, text, name="s.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _batch(dm, dataset, n=None):
+    items = [dataset[i] for i in range(n or len(dataset))]
+    batch = dm.collate(items)
+    batch.index = torch.arange(len(items))
+    return batch
+
+
+def test_bundled_airpassengers_is_box_jenkins_series_g():
+    assert len(AIR) == 144 and AIR.sum() == 40363
+    assert AIR[:3].tolist() == [112, 118, 132] and AIR[-1] == 432 and AIR.max() == 622
+
+
+def test_chronological_split_scaler_fit_on_training_part_only():
+    dm = ForecastData(input_length=24, horizon=12, val_size=12, test_size=12, transform="log")
+    dm.setup("fit")
+    dm.setup("test")
+    assert dm.n_train == 120
+    # the scaler saw 1949-1958 only
+    np.testing.assert_allclose(dm.scaler.shift[0], np.log(AIR[:120]).mean())
+    # no training target reaches into validation or test
+    last_train = dm.train_origins()[-1] + 12
+    assert last_train == 120 and dm.eval_origins("val") == [120] and dm.eval_origins("test") == [132]
+    test = _batch(dm, dm.test_set)
+    np.testing.assert_array_equal(test.extra["actual"][0, :, 0].numpy(), AIR[132:])
+    np.testing.assert_array_equal(test.extra["naive"][0, :, 0].numpy(), AIR[120:132])  # 1960 forecast = 1959
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"transform": "log", "window_norm": True},
+                                    {"transform": "log", "difference": 12}, {"difference": 1, "scale": "minmax"}])
+def test_head_undoes_every_transform(kwargs):
+    dm = ForecastData(input_length=24, **kwargs)
+    dm.setup("test")
+    batch = _batch(dm, dm.test_set)
+    head = ForecastHead(dm.spec, 8)
+    units = head.to_units(batch.targets[:, :, :1], batch)  # a perfect forecast in model units
+    np.testing.assert_allclose(units[0, :, 0].numpy(), AIR[132:], rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["direct", "recursive"])
+def test_both_modes_train_and_forecast_the_horizon(mode):
+    torch.manual_seed(0)
+    dm = ForecastData(input_length=12, horizon=6, val_size=6, test_size=6, transform="log", window_norm=True)
+    dm.setup("fit")
+    model = SequenceModel(head=lambda spec, size: ForecastHead(spec, size, mode=mode),
+                          rnn=lambda size: LSTMStack(size, hidden_size=8), spec=dm.spec)
+    batch = _batch(dm, dm.train_set, 8)
+    loss = model.head.step(model, batch, "train")
+    loss.backward()
+    assert torch.isfinite(loss) and model.head.proj[-1].weight.grad.abs().sum() > 0
+    val = _batch(dm, dm.val_set)
+    model.head.step(model, val, "val")
+    values = {k: float(v) for k, v in model.head.metrics("val").compute().items()}
+    assert {"val_mape", "val_smape", "val_mase", "val_naive_mape"} <= set(values)
+    assert all(math.isfinite(v) for v in values.values())
+
+
+def test_constant_series_divides_by_nothing(tmp_path):
+    path = _csv(tmp_path, "t,v\n" + "".join(f"{k},5\n" for k in range(40)))
+    dm = ForecastData(csv_path=path, input_length=8, horizon=4, val_size=4, test_size=4, season=4)
+    dm.setup("test")
+    assert dm.scaler.scale.tolist() == [1.0]  # zero spread: scaled by 1
+    batch = _batch(dm, dm.test_set)
+    assert torch.isfinite(batch.inputs).all()
+    with pytest.warns(UserWarning, match="MASE is not reported"):
+        head = ForecastHead(dm.spec, 4)
+    model = SequenceModel(head=lambda spec, size: head, rnn=lambda size: LSTMStack(size, hidden_size=4), spec=dm.spec)
+    model.head.step(model, batch, "test")
+    values = {k: float(v) for k, v in model.head.metrics("test").compute().items()}
+    assert "test_mase" not in values and all(math.isfinite(v) for v in values.values()), values
+    assert values["test_naive_mape"] == 0.0
+
+
+def test_malformed_row_and_missing_values_name_the_line(tmp_path):
+    bad = _csv(tmp_path, "t,v\n1,2\n2,3,4\n3,5\n")
+    with pytest.raises(DataError, match=r"s.csv:3: expected 2 fields like the header, found 3"):
+        ForecastData(csv_path=bad, input_length=1, horizon=1, val_size=0, test_size=0).setup("fit")
+    text = "t,v\n" + "".join(f"{k},{'' if k == 5 else k}\n" for k in range(30))
+    gap = _csv(tmp_path, text, "gap.csv")
+    with pytest.raises(DataError, match=r"gap.csv:7: missing value in column 'v'"):
+        ForecastData(csv_path=gap, input_length=4, horizon=2, val_size=2, test_size=2).setup("fit")
+    dm = ForecastData(csv_path=gap, input_length=4, horizon=2, val_size=2, test_size=2, missing="interpolate")
+    assert dm.series.values[5, 0] == 5.0  # filled between 4 and 6
+    word = _csv(tmp_path, "t,v\n1,2\n2,three\n", "word.csv")
+    with pytest.raises(DataError, match=r"word.csv:3: column 'v': 'three' is not a number"):
+        ForecastData(csv_path=word, input_length=1, horizon=1, val_size=0, test_size=0).setup("fit")
+
+
+def test_window_longer_than_series_gives_the_numbers(tmp_path):
+    with pytest.raises(DataError, match=r"the series has 144 points; .* training part has 120, fewer than "
+                                        r"input_length 120 \+ horizon 12 = 132"):
+        ForecastData(input_length=120, horizon=12, val_size=12, test_size=12).setup("fit")
+    with pytest.raises(DataError, match=r"test_size \(6\) is shorter than data.horizon \(12\)"):
+        ForecastData(test_size=6)
+
+
+def test_covariates_and_future_times(tmp_path):
+    rows = "".join(f"2000-{m:02d}-01,{10 + m},{m % 3}\n" for m in range(1, 13))
+    path = _csv(tmp_path, "date,sales,promo\n" + rows)
+    dm = ForecastData(csv_path=path, covariate_columns=["promo"], input_length=4, horizon=2, val_size=2,
+                      test_size=2, season=1, predict_on="future")
+    assert dm.spec.input_size == 2 and dm.spec.extra["targets"] == ["sales"]
+    dm.setup("predict")
+    assert dm.predict_set[0]["times"] == ["2001-01-01", "2001-02-01"]
+    assert extend_times(["1960-11", "1960-12"], 2) == ["1961-01", "1961-02"]
+    assert extend_times(["3", "5"], 2) == ["7", "9"]
+
+
+def test_fit_test_naive_and_predict_csv_png(tmp_path):
+    common = ["--config", str(CONFIGS / "forecast.yaml"), "--trainer.check_val_every_n_epoch=1",
+              "--data.init_args.input_length=24"]
+    run_seqkit("fit", *common, "--trainer.max_epochs=3", *logger_args(tmp_path), cwd=tmp_path)
+    rows = read_metrics(tmp_path)
+    # the seasonal-naive baseline of 1959 (= 1958), computed in the same run
+    naive = 100 * np.mean(np.abs(AIR[108:120] - AIR[120:132]) / AIR[120:132])
+    assert last_value(rows, "val_naive_mape") == pytest.approx(naive, rel=1e-4)
+    assert math.isfinite(last_value(rows, "val_mape")) and math.isfinite(last_value(rows, "val_smape"))
+
+    ckpt = sorted(tmp_path.rglob("*.ckpt"))[-1]
+    out = tmp_path / "forecast.csv"
+    run_seqkit("predict", *common, f"--ckpt_path={ckpt}", f"--prediction.output={out}",
+               *logger_args(tmp_path / "p"), cwd=tmp_path)
+    table = list(csv.DictReader(out.open()))
+    assert [r["time"] for r in table] == [f"1960-{m:02d}" for m in range(1, 13)]
+    assert [float(r["actual"]) for r in table] == AIR[132:].tolist()
+    assert all(100 < float(r["forecast"]) < 1000 for r in table)
+    with Image.open(tmp_path / "forecast.png") as png:
+        assert png.format == "PNG" and png.size[0] > 500
