@@ -93,16 +93,19 @@ class ManyToOneHead(Head):
     def predict(self, model, batch: Batch) -> list[dict]:
         pred = self(model.encode(batch), batch, model)
         records = []
+        # a data module may name each input (the text, a file id) in batch.extra["input"]
+        inputs = batch.extra.get("input") or [None] * len(batch.index)
         if self.classify:
             probs = pred.softmax(-1).cpu()
             names = self.spec.extra.get("labels") or [str(i) for i in range(self.spec.num_classes)]
-            for i, p in zip(batch.index.tolist(), probs):
-                rec = {"index": i, "label": names[int(p.argmax())]}
+            for i, p, x in zip(batch.index.tolist(), probs, inputs):
+                rec = {"index": i} if x is None else {"index": i, "input": x}
+                rec["label"] = names[int(p.argmax())]
                 rec.update({f"p_{name}": round(float(v), 6) for name, v in zip(names, p)})
                 records.append(rec)
         else:
-            for i, row in zip(batch.index.tolist(), pred.cpu()):
-                rec = {"index": i}
+            for i, row, x in zip(batch.index.tolist(), pred.cpu(), inputs):
+                rec = {"index": i} if x is None else {"index": i, "input": x}
                 rec.update({f"y{k}": float(v) for k, v in enumerate(row)})
                 records.append(rec)
         return records

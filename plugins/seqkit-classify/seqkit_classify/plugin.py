@@ -13,5 +13,7 @@ def seqkit_register_heads(register):
 @hookimpl
 def seqkit_register_datamodules(register):
     from seqkit_classify.data import MarkerTaskData
+    from seqkit_classify.sequences import SequenceArrayData
 
     register(MarkerTaskData)
+    register(SequenceArrayData)
