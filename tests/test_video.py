@@ -119,6 +119,15 @@ def test_png_frames_are_exact_and_naturally_ordered(tmp_path):
     assert np.array_equal(got[:, 0].numpy(), frames)  # frame_10.png after frame_9.png
 
 
+def test_jpeg_rgb_frames_read_as_three_channels(tmp_path):
+    frames = np.zeros((3, 6, 10, 3), dtype=np.uint8)
+    frames[..., 0] = 200  # red
+    write_png_folder(tmp_path / "clip", frames, pattern="img{:03d}.jpg")
+    got = read_frame_folder(str(tmp_path / "clip"))
+    assert got.shape == (3, 3, 6, 10)
+    assert (got[:, 0].float().mean() - 200).abs() < 8 and got[:, 2].float().mean() < 8
+
+
 def test_resize_stride_and_channels(tmp_path):
     root = tmp_path / "clips"
     truth = make_split(root / "train", n_frames=(14, 21, 18))
