@@ -81,13 +81,13 @@ def draw(path: str, times: list[str], values, names: list[str], rows: list[dict]
     fig, axes = plt.subplots(len(names), 1, figsize=(10, 3.5 * len(names)), squeeze=False)
     for j, (ax, name) in enumerate(zip(axes[:, 0], names)):
         mine = [r for r in rows if r.get("series", name) == name]
-        xs = list(range(start, len(times)))
-        ax.plot(xs, values[start:, j], color="0.35", lw=1.2, label="history")
+        end = min(first, len(times))  # history up to the first forecast; later values show as actuals
+        ax.plot(list(range(start, end)), values[start:end, j], color="0.35", lw=1.2, label="history")
         fx = [where[r["time"]] for r in mine]
         ax.plot(fx, [r["forecast"] for r in mine], "o-", color="tab:red", ms=3, lw=1.5, label="forecast")
         known = [(where[r["time"]], r["actual"]) for r in mine if r["actual"] != ""]
         if known:
-            ax.plot(*zip(*known), "s", color="tab:blue", ms=3, label="actual")
+            ax.plot(*zip(*known), "s-", color="tab:blue", ms=3, lw=1, label="actual")
         labels = times + list(extra)
         ticks = list(range(start, len(labels), max(1, (len(labels) - start) // 10)))
         ax.set_xticks(ticks, [labels[k] for k in ticks], rotation=30, ha="right", fontsize=8)
