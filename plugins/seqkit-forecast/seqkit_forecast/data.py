@@ -41,7 +41,7 @@ Column = Union[str, int]
 
 def bundled_csv() -> str:
     """Path of the AirPassengers CSV that ships with seqkit-forecast."""
-    return str(resources.files("seqkit_forecast").joinpath("data", "airpassengers.csv"))
+    return str(resources.files("seqkit_forecast").joinpath("datasets", "airpassengers.csv"))
 
 
 class _Windows(Dataset):
