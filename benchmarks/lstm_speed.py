@@ -94,8 +94,8 @@ def bench(key: str, runs: int, warmup: int, device: torch.device, clock=time.per
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    parser.add_argument("--runs", type=int, default=7, help="timed runs per implementation (median taken; >= 5)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (TorchScript compiles on the first)")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per implementation (median taken; >= 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (TorchScript compiles on the first)")
     parser.add_argument("--configs", default="abc", help="which configurations to run, e.g. 'ac' (default: abc)")
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (default: torch's own)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",

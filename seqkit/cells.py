@@ -52,6 +52,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 VARIANTS = ("vanilla", "peephole", "nig", "nfg", "nog", "niaf", "noaf", "cifg", "fgr")
 
@@ -459,7 +460,6 @@ def _unoptimized_jit():
         torch._C._set_graph_executor_optimize(flag)
 
 
-
 def _loops():
     """The two time loops, scripted with TorchScript once per process (measured 3x faster than the
     Python loop on CPU); the plain Python functions when scripting is unavailable or disabled
@@ -559,6 +559,7 @@ class _Scan(torch.autograd.Function):
         return out, hT, cT
 
     @staticmethod
+    @once_differentiable  # the backward loop is not itself differentiable: no double backward
     def backward(ctx, dout, dhT, dcT):
         h0, c0, w_hh, w_gg, peep, w_hr, ln_hh, ln_c_w, ln_c_b, out = ctx.saved_tensors
         gates, cs, ys, ms, q_stats, c_stats = ctx.saved

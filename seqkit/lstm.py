@@ -133,7 +133,7 @@ class LSTMStack(RecurrentStack):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bidirectional, self.proj_size, self.dropout = bidirectional, proj_size, dropout
         self.num_directions = 2 if bidirectional else 1
-        self.spec = spec
+        self.cell_spec = spec  # the variant's gate structure (seqkit.cells.CellSpec)
         self.output_size = (proj_size or hidden_size) * self.num_directions
         self.implementation = "torch" if spec.is_plain and backend != "seqkit" else "seqkit"
         if self.implementation == "torch":
