@@ -375,10 +375,13 @@ def check_head(
     if records is None:
         c.skip("predict records", "the head does not implement predict")
     else:
-        if not isinstance(records, list) or len(records) != vbatch.size:
-            c.fail("predict records", f"expected a list of {vbatch.size} records (one per example), got {len(records) if isinstance(records, list) else type(records).__name__}")
-        idx = sorted(int(r["index"]) if isinstance(r, dict) and "index" in r else -1 for r in records)
-        if idx != sorted(vbatch.index.tolist()):
+        if not isinstance(records, list) or len(records) < vbatch.size:
+            c.fail("predict records", f"expected a list of at least {vbatch.size} records (one or more per example), got {len(records) if isinstance(records, list) else type(records).__name__}")
+        # one record per example, or several (a forecast's horizon steps) that share its index
+        idx = sorted({int(r["index"]) if isinstance(r, dict) and "index" in r else -1 for r in records})
+        several = isinstance(records, list) and len(records) > vbatch.size  # e.g. one per horizon step,
+        # whose indices encode (example, step) so the writer keeps them all in input order
+        if (-1 in idx) or (not several and idx != sorted(vbatch.index.tolist())):
             c.fail("predict records", "every record must be a dict with 'index' = batch.index of its example")
         for r in records:
             try:

@@ -288,7 +288,7 @@ def test_padding_does_not_change_predictions(encoder, bidirectional, window):
     long_alone = Batch(inputs=long[None], lengths=torch.tensor([11]), targets=torch.zeros(1, 11, dtype=torch.long))
     with torch.no_grad():
         losses = [model.head.step(model, b, "val") for b in (alone, long_alone, both)]
-    assert losses[2] == pytest.approx((losses[0] + losses[1]) / 2, abs=1e-5)
+    assert float(losses[2]) == pytest.approx(float((losses[0] + losses[1]) / 2), abs=1e-5)
 
 
 def test_windows_cover_clips_on_the_stitching_grid():
