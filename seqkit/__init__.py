@@ -6,29 +6,36 @@ This module's ``__all__`` is the public API for plugin authors; everything else 
 __version__ = "0.1.0"
 
 from seqkit.callbacks import PredictionWriter, atomic_write
-from seqkit.data import LengthBucketSampler, SeqDataModule, pad, require_file
+from seqkit.data import Examples, LengthBucketSampler, Loader, OnBad, SeqDataModule, pad, require_file
 from seqkit.decoding import Hypotheses, beam_search, greedy_search
 from seqkit.encoders import FeatureProjection, InputEncoder, TokenEmbedding
 from seqkit.errors import DataError, SeqkitError
-from seqkit.head import Head
+from seqkit.head import EncodeFn, Head, records_for
+from seqkit.heads import ManyToOneHead, PerStepHead
 from seqkit.hookspecs import hookimpl
 from seqkit.lstm import LSTMStack, RecurrentStack, final_hidden
-from seqkit.model import Encoded, SequenceModel
-from seqkit.spec import Batch, Spec, length_mask
+from seqkit.model import SequenceModel
+from seqkit.spec import Batch, Encoded, Spec, State, last_step, length_mask
 from seqkit.srn import SimpleRNNStack
-from seqkit.tbptt import StateCarry, StreamChunks
+from seqkit.tbptt import StreamChunks
 from seqkit.text import Tokenizer, Vocab
 
 __all__ = [
     "Batch",
     "DataError",
+    "EncodeFn",
     "Encoded",
+    "Examples",
     "FeatureProjection",
     "Head",
     "Hypotheses",
     "InputEncoder",
     "LSTMStack",
     "LengthBucketSampler",
+    "Loader",
+    "ManyToOneHead",
+    "OnBad",
+    "PerStepHead",
     "PredictionWriter",
     "RecurrentStack",
     "SeqDataModule",
@@ -36,7 +43,7 @@ __all__ = [
     "SequenceModel",
     "SimpleRNNStack",
     "Spec",
-    "StateCarry",
+    "State",
     "StreamChunks",
     "TokenEmbedding",
     "Tokenizer",
@@ -46,8 +53,10 @@ __all__ = [
     "final_hidden",
     "greedy_search",
     "hookimpl",
+    "last_step",
     "length_mask",
     "pad",
+    "records_for",
     "require_file",
 ]
 

@@ -1,34 +1,59 @@
-"""The task-head contract: a head turns encoded sequences into predictions and owns its loss,
-its metrics (one torchmetrics collection per stage) and, where it applies, decoding."""
+"""The task-head contract: a head reads what the model encoded and owns its loss, its metrics (one
+torchmetrics collection per stage) and, where it applies, decoding.
+
+A head never receives the LightningModule. ``SequenceModel`` runs encoder -> recurrent stack and
+hands the head an :class:`~seqkit.spec.Encoded`; a head that must run the encoder again (a
+recursive forecast feeding its own outputs back, a sliding window over a long clip) is given the
+model's ``encode`` function as an explicit argument.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, ClassVar, Literal, Optional, Union
 
 import torch
 from torch import nn
 from torchmetrics import MetricCollection
 
-from seqkit.spec import Batch, Spec
-
-if TYPE_CHECKING:
-    from seqkit.model import SequenceModel
+from seqkit.errors import SeqkitError
+from seqkit.spec import Batch, Encoded, Spec, State
 
 STAGES = ("train", "val", "test")
+
+EncodeFn = Callable[[Batch, Optional[State]], Encoded]
+"""``encode(batch, state=None) -> Encoded``: the model's encoder and recurrent stack, starting
+from ``state`` (None: zeros)."""
+
+
+def _names(types: Union[type, tuple[type, ...]]) -> str:
+    types = types if isinstance(types, tuple) else (types,)
+    return " or ".join(t.__name__ for t in types)
 
 
 class Head(nn.Module, ABC):
     """Base class of task heads.
 
-    Subclasses take ``spec`` and ``input_size`` (the size of the LSTM stack's output, or of the
+    Subclasses take ``spec`` and ``input_size`` (the size of the stack's output, or of the
     encoder's when the model has no stack) as their first two arguments; every other argument is
     a hyperparameter chosen in YAML under ``model.head.init_args``. Build every layer in
     ``__init__`` from these sizes (lazy layers break DDP).
     """
 
+    spec_type: ClassVar[Union[type, tuple[type, ...]]] = Spec
+    """The spec class (or classes) this head reads. The model refuses to build it from data whose
+    spec is not an instance, naming the data modules that would fit."""
+    prediction_format: ClassVar[Literal["csv", "jsonl", "txt"]] = "csv"
+    """Format of the prediction file when ``--prediction.output`` names none."""
+    tbptt_targets: ClassVar[Optional[Literal["steps", "sequence"]]] = None
+    """How truncated BPTT cuts this head's targets: ``steps`` (one target per input step, cut with
+    the inputs), ``sequence`` (one target per sequence: the loss is taken on each sequence's last
+    window). None: ``steps`` when the targets are (B, T, ...) like the inputs."""
+
     def __init__(self, spec: Spec, input_size: int) -> None:
         super().__init__()
+        if not isinstance(spec, self.spec_type):
+            raise SeqkitError(f"{type(self).__name__} needs a {_names(self.spec_type)}, got {type(spec).__name__}")
         self.spec = spec
         self.input_size = input_size
 
@@ -38,15 +63,46 @@ class Head(nn.Module, ABC):
         for stage in STAGES:
             setattr(self, f"{stage}_metrics", metrics.clone(prefix=f"{stage}_"))
 
-    def metrics(self, stage: str) -> MetricCollection | None:
+    def metrics(self, stage: str) -> Optional[MetricCollection]:
+        """This stage's metrics (logged by the model once per epoch), or None."""
         return getattr(self, f"{stage}_metrics", None)
 
     @abstractmethod
-    def step(self, model: SequenceModel, batch: Batch, stage: str) -> torch.Tensor:
-        """Compute and return the loss of ``batch`` for ``stage`` ("train", "val", "test"),
-        updating this stage's metrics; the model logs the loss and the metrics."""
+    def loss(self, encoded: Encoded, batch: Batch, stage: str, encode: EncodeFn) -> torch.Tensor:
+        """Return the scalar loss of ``batch`` for ``stage`` ("train", "val", "test") and update
+        this stage's metrics; the model logs both.
 
-    def predict(self, model: SequenceModel, batch: Batch) -> list[dict[str, Any]]:
-        """Return one record per example (a dict including ``index``, the example's position in
-        its dataset); prediction writers turn records into files."""
-        raise NotImplementedError(f"{type(self).__name__} does not support predict")
+        Positions at or past ``batch.lengths`` (inputs) and ``batch.target_lengths`` (sequence
+        targets) are padding and must not count.
+
+        :param encoded: The encoder and stack run over ``batch.inputs``.
+        :param batch: The batch, with its targets.
+        :param stage: "train", "val" or "test".
+        :param encode: The model's ``encode(batch, state)``, for heads that run it again.
+        """
+
+    def predict(self, encoded: Encoded, batch: Batch, encode: EncodeFn) -> list[dict[str, Any]]:
+        """Return the prediction records of ``batch``: dicts of JSON-serialisable values, each with
+        ``index``, its example's ``batch.index`` (several records may share one, e.g. one per
+        forecast step). Prediction writers turn records into files, in input order.
+
+        :param encoded: The encoder and stack run over ``batch.inputs``.
+        :param batch: The batch (its targets may be absent).
+        :param encode: The model's ``encode(batch, state)``, for heads that run it again.
+        """
+        raise SeqkitError(f"{type(self).__name__} does not support predict")
+
+    def write_predictions(self, path: str, records: list[dict[str, Any]]) -> None:
+        """Write the records of a whole predict run to ``path`` (rank zero only, records in input
+        order). The default writes CSV, JSONL or text by the file's extension; a head overrides
+        it to lay out its own files (one row per frame, a picture beside them)."""
+        from seqkit.callbacks import write_records
+
+        write_records(path, records)
+
+
+def records_for(batch: Batch) -> list[dict[str, Any]]:
+    """One starting record per example of ``batch``: its ``index``, and its name as ``input``
+    when the data module gives names."""
+    names = batch.names or [None] * batch.size
+    return [{"index": i} if n is None else {"index": i, "input": n} for i, n in zip(batch.index.tolist(), names)]

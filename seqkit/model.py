@@ -1,8 +1,8 @@
-"""``SequenceModel``: the core LightningModule.
+"""``SequenceModel``: the core LightningModule, and the only place that touches Lightning hooks.
 
 input encoder (token embedding / feature projection / a plugin's encoder)
-  -> recurrent stack (seqkit's LSTM stack by default)
-  -> task head (from a plugin; owns loss, metrics and decoding)
+  -> recurrent stack (seqkit's LSTM stack by default)        -> Encoded(outputs, lengths, state, final)
+  -> task head (owns loss, metrics and decoding; never sees this module)
 
 Every part is injected by ``class_path`` in YAML. Sizes come from the data module's spec, linked
 in by the CLI, so they are never written in a config.
@@ -10,25 +10,45 @@ in by the CLI, so they are never written in a config.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Optional
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 
 from seqkit import tbptt as _tbptt
 from seqkit.encoders import InputEncoder, default_encoder
 from seqkit.errors import SeqkitError
-from seqkit.head import Head
-from seqkit.lstm import LSTMStack, RecurrentStack, State
-from seqkit.spec import Batch, Spec
+from seqkit.head import Head, _names
+from seqkit.lstm import LSTMStack, RecurrentStack, final_hidden
+from seqkit.spec import Batch, Encoded, Spec, State, last_step
 
 
-class Encoded(NamedTuple):
-    """What ``SequenceModel.encode`` returns."""
+def _head_class(head: Any) -> Optional[type]:
+    """The class behind a head factory (a class, or jsonargparse's partial of one)."""
+    seen = 0
+    while not isinstance(head, type) and hasattr(head, "func") and seen < 5:
+        head, seen = head.func, seen + 1
+    return head if isinstance(head, type) else None
 
-    outputs: torch.Tensor  # (B, T, D): the stack's output at every step (zeros on padding)
-    lengths: torch.Tensor | None  # (B,)
-    state: State | None  # final (h, c) of the stack, shaped like torch.nn.LSTM's
+
+def check_pairing(head_cls: type, spec: Spec) -> None:
+    """Refuse a head whose spec type the data does not give, naming the data modules that would."""
+    need = getattr(head_cls, "spec_type", Spec)
+    if isinstance(spec, need):
+        return
+    from seqkit import plugins as _plugins
+
+    registry = _plugins.get_registry()
+    fits = []
+    for name in registry.names("datamodules"):
+        gives = getattr(registry.classes["datamodules"][name], "spec_type", Spec)
+        if isinstance(gives, type) and issubclass(gives, need if isinstance(need, tuple) else (need,)):
+            fits.append(name)
+    raise SeqkitError(
+        f"model.head: {head_cls.__name__} needs data giving a {_names(need)}, but {spec.source or 'the data module'} "
+        f"gives a {type(spec).__name__}; data modules that fit: {', '.join(fits) or '(none installed)'}"
+    )
 
 
 class SequenceModel(pl.LightningModule):
@@ -41,6 +61,7 @@ class SequenceModel(pl.LightningModule):
         encoder: Optional[Callable[[Spec], InputEncoder]] = None,
         spec: Optional[Any] = None,
         tbptt_steps: Optional[int] = None,
+        gradient_clip_val: Optional[float] = 1.0,
     ) -> None:
         """
         Args:
@@ -50,79 +71,148 @@ class SequenceModel(pl.LightningModule):
                 for heads that run their own decoder only (image captioning).
             encoder: The input encoder; by default a token embedding for token data and a
                 linear projection for numeric features.
-            spec: Sizes and vocabularies of the data; linked from ``data.spec`` by the CLI, never
-                written in YAML.
+            spec: Sizes and vocabularies of the data; linked from the data module by the CLI,
+                never written in YAML.
             tbptt_steps: Truncated BPTT: cut each training batch into windows of this many steps,
                 carry the (h, c) state across windows detached, one optimizer step per window
                 (seqkit.tbptt). null: full backpropagation through time.
+            gradient_clip_val: Clip the gradient norm to this value (LSTMs still see exploding
+                gradients, Pascanu et al. 2013); null: no clipping. trainer.gradient_clip_val,
+                when set, takes precedence; with tbptt_steps only this one applies (Lightning
+                has no automatic clipping under manual optimization).
         """
         super().__init__()
         if spec is None:
             raise SeqkitError("SequenceModel needs the data's spec; it is linked from the data module by the CLI")
+        head_cls = _head_class(head)
+        if head_cls is not None:
+            check_pairing(head_cls, spec)
         self.spec: Spec = spec
         self.encoder = encoder(spec) if encoder is not None else default_encoder(spec)
         self.rnn = rnn(self.encoder.output_size) if rnn is not None else None
         self.head = head(spec, self.rnn.output_size if self.rnn is not None else self.encoder.output_size)
-        self.seqkit_config: str | None = None  # the resolved YAML, set by the CLI and kept in checkpoints
+        self.seqkit_config: Optional[str] = None  # the resolved YAML, set by the CLI and kept in checkpoints
+        self.seqkit_meta: dict[str, Any] = {}  # what the CLI records about the run (head, data, version)
         if tbptt_steps is not None and (tbptt_steps < 1 or self.rnn is None):
             raise SeqkitError(f"model.tbptt_steps must be >= 1 and needs a recurrent stack (got {tbptt_steps})")
+        if gradient_clip_val is not None and gradient_clip_val <= 0:
+            raise SeqkitError(f"model.gradient_clip_val must be > 0 or null, got {gradient_clip_val}")
         self.tbptt_steps = tbptt_steps
+        self.gradient_clip_val = gradient_clip_val
         self.automatic_optimization = tbptt_steps is None  # TBPTT steps the optimizer once per window
-        self._carries: dict[str, _tbptt.StateCarry] = {}  # per stage, for stateful streams
+        self._streams: dict[str, Optional[State]] = {}  # per stage: the state a stateful stream carries
 
     # -- the forward path -----------------------------------------------------------------
-    def encode(self, batch: Batch, state: State | None = None) -> Encoded:
-        """Run the encoder and the recurrent stack over ``batch.inputs``."""
+    def encode(self, batch: Batch, state: Optional[State] = None) -> Encoded:
+        """Run the encoder and the recurrent stack over ``batch.inputs``, starting from ``state``."""
         x = self.encoder(batch.inputs, batch.lengths)  # (B, T, D)
         if self.rnn is None:
-            return Encoded(x, batch.lengths, None)
+            return Encoded(x, batch.lengths, None, last_step(x, batch.lengths))
         out, final = self.rnn(x, batch.lengths, state)
-        return Encoded(out, batch.lengths, final)
+        if hasattr(self.rnn, "num_layers") and hasattr(self.rnn, "num_directions"):
+            summary = final_hidden(final, self.rnn.num_layers, self.rnn.num_directions)  # (B, D)
+        else:
+            summary = last_step(out, batch.lengths)
+        return Encoded(out, batch.lengths, final, summary)
 
-    def forward(self, batch: Batch):
-        return self.head(self.encode(batch), batch)
+    def forward(self, batch: Batch) -> Encoded:
+        return self.encode(batch)
+
+    def _encode_stage(self, batch: Batch, stage: str, batch_idx: int) -> Encoded:
+        """``encode``, continuing a stateful stream's state from the stage's previous batch."""
+        if not self.spec.stateful or self.rnn is None:
+            return self.encode(batch)
+        state = None if batch_idx == 0 else self._streams.get(stage)
+        _tbptt.check_rows(state, batch.size)
+        encoded = self.encode(batch, state)
+        self._streams[stage] = _tbptt.carry(encoded, state)
+        return encoded
 
     # -- Lightning hooks --------------------------------------------------------------------
-    def _step(self, batch: Batch, stage: str) -> torch.Tensor:
-        loss = self.head.step(self, batch, stage)
-        self.log(f"{stage}_loss", loss, batch_size=batch.size, prog_bar=True, sync_dist=stage != "train",
-                 on_step=stage == "train", on_epoch=True)
+    def _log_stage(self, loss: torch.Tensor, batch: Batch, stage: str) -> None:
+        train = stage == "train"
+        self.log(f"{stage}_loss", loss, batch_size=batch.size, prog_bar=True, sync_dist=not train,
+                 on_step=train, on_epoch=True)
         metrics = self.head.metrics(stage)
         if metrics is not None:
-            self.log_dict(metrics, batch_size=batch.size, on_step=False, on_epoch=True, prog_bar=stage != "train")
+            self.log_dict(metrics, batch_size=batch.size, on_step=False, on_epoch=True, prog_bar=not train)
+
+    def _step(self, batch: Batch, stage: str, batch_idx: int) -> torch.Tensor:
+        loss = self.head.loss(self._encode_stage(batch, stage, batch_idx), batch, stage, self.encode)
+        self._log_stage(loss, batch, stage)
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         if self.tbptt_steps is not None:
-            return _tbptt.tbptt_training_step(self, batch, _tbptt.stream_carry(self, "train", batch_idx))
-        with _tbptt.stream_state(self, "train", batch_idx):
-            return self._step(batch, "train")
+            return self._tbptt_step(batch, batch_idx)
+        return self._step(batch, "train", batch_idx)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        with _tbptt.stream_state(self, "val", batch_idx):
-            return self._step(batch, "val")
+        return self._step(batch, "val", batch_idx)
 
     def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        with _tbptt.stream_state(self, "test", batch_idx):
-            return self._step(batch, "test")
+        return self._step(batch, "test", batch_idx)
 
     def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
-        with _tbptt.stream_state(self, "predict", batch_idx):
-            return self.head.predict(self, batch)
+        return self.head.predict(self._encode_stage(batch, "predict", batch_idx), batch, self.encode)
 
-    # Truncated BPTT runs under manual optimization, where Lightning neither accepts the
-    # trainer's gradient clipping nor steps epoch schedulers: seqkit.tbptt does both per window.
+    # -- truncated BPTT, under Lightning's manual optimization --------------------------------
+    def _tbptt_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        if getattr(self.rnn, "num_directions", 1) > 1:
+            raise SeqkitError("model.tbptt_steps needs a unidirectional stack: a backward direction reads the future")
+        opt = self.optimizers()
+        num_steps = None
+        if self.trainer.world_size > 1:  # every process runs as many windows as the longest batch needs
+            T = torch.tensor(float(batch.inputs.shape[1]), device=self.device)
+            num_steps = int(self.trainer.strategy.reduce(T, reduce_op="max"))
+
+        def update(loss: torch.Tensor) -> None:
+            opt.zero_grad()
+            self.manual_backward(loss)
+            if self.gradient_clip_val:
+                self.clip_gradients(opt, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            opt.step()
+            _tbptt.step_schedulers(self.trainer, "step")
+
+        def loss_fn(encoded: Encoded, window: Batch) -> torch.Tensor:
+            loss = self.head.loss(encoded, window, "train", self.encode)
+            self._log_stage(loss, window, "train")
+            return loss
+
+        def zero_loss() -> torch.Tensor:
+            # a window with no real step on this process: still one backward (DDP expects the
+            # same number on every rank), with a zero gradient
+            return sum(p.sum() * 0.0 for p in self.parameters() if p.requires_grad)
+
+        stateful = self.spec.stateful
+        state = self._streams.get("train") if stateful and batch_idx > 0 else None
+        per_step = _tbptt.targets_per_step(self.head, batch)
+        losses, state = _tbptt.run_windows(self.encode, loss_fn, batch, self.tbptt_steps, per_step, update,
+                                           zero_loss, state, num_steps)
+        if stateful:
+            self._streams["train"] = state
+        return torch.stack(losses).mean() if losses else torch.zeros((), device=self.device)
+
     def configure_callbacks(self):
-        if self.tbptt_steps is not None:
-            _tbptt.take_over_clipping(self)
+        fitting = self.trainer.state.fn == TrainerFn.FITTING
+        if self.tbptt_steps is not None and fitting and self.trainer.gradient_clip_val:
+            raise SeqkitError(
+                f"trainer.gradient_clip_val={self.trainer.gradient_clip_val} cannot be used with model.tbptt_steps "
+                "(Lightning has no automatic clipping under manual optimization): set model.gradient_clip_val instead"
+            )
         return []
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        # the trainer's setting wins when a config gives one; otherwise the model's default
+        if gradient_clip_val is None:
+            gradient_clip_val = self.gradient_clip_val
+        if gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
+                                gradient_clip_algorithm=gradient_clip_algorithm or "norm")
 
     def on_train_epoch_end(self) -> None:
         if self.tbptt_steps is not None:
-            _tbptt.on_train_epoch_end(self)
-
-    def teardown(self, stage: str) -> None:
-        _tbptt.give_back_clipping(self)
+            _tbptt.step_schedulers(self.trainer, "epoch")
 
     def configure_optimizers(self):
         # Used only when the config has no `optimizer:` section: Adam with the defaults of
@@ -130,4 +220,4 @@ class SequenceModel(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["seqkit"] = {"config": self.seqkit_config, "spec_input_kind": self.spec.input_kind}
+        checkpoint["seqkit"] = {"config": self.seqkit_config, **self.seqkit_meta}

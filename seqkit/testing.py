@@ -24,7 +24,9 @@ holds only the plugins you name, and puts the previous one back afterwards.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
+import os
 import io
 import json
 import logging
@@ -41,7 +43,7 @@ from torch.nn.parameter import UninitializedParameter
 from torch.utils.data import Subset
 
 from seqkit import plugins as _plugins
-from seqkit.data import _RESTORE, SeqDataModule
+from seqkit.data import SeqDataModule
 from seqkit.head import STAGES, Head
 from seqkit.lstm import LSTMStack
 from seqkit.model import SequenceModel
@@ -200,15 +202,15 @@ def _close(a: Any, b: Any, tol: float) -> bool:
 
 
 def _spec_state(spec: Spec) -> dict:
-    def norm(v):
-        return v.state_dict() if hasattr(v, "state_dict") else v
+    from seqkit.data import to_plain
 
-    return {
-        "input_kind": spec.input_kind, "input_size": spec.input_size, "pad_id": spec.pad_id,
-        "num_classes": spec.num_classes, "num_targets": spec.num_targets,
-        "vocabs": {k: norm(v) for k, v in spec.vocabs.items()},
-        "extra": {k: norm(v) for k, v in spec.extra.items()},
-    }
+    def norm(v):
+        try:
+            return to_plain(v)
+        except Exception:  # noqa: BLE001 - a value with no plain form compares by type
+            return type(v).__name__
+
+    return {"type": type(spec).__name__, **{f.name: norm(getattr(spec, f.name)) for f in dataclasses.fields(spec)}}
 
 
 def _garbage_padding(batch: Batch, spec: Spec) -> Batch | None:
@@ -260,11 +262,43 @@ def _build(head_cls, spec, head_args, rnn, encoder, seed) -> SequenceModel:
     return SequenceModel(head=functools.partial(head_cls, **head_args), rnn=rnn, encoder=encoder, spec=spec)
 
 
+def _loss(model: SequenceModel, batch: Batch, stage: str) -> torch.Tensor:
+    """The head's loss on ``batch``, as the model computes it in a step."""
+    return model.head.loss(model.encode(batch), batch, stage, model.encode)
+
+
 def _predict(model: SequenceModel, batch: Batch):
-    try:
-        return model.head.predict(model, batch)
-    except NotImplementedError:
+    if type(model.head).predict is Head.predict:
         return None
+    return model.head.predict(model.encode(batch), batch, model.encode)
+
+
+def _garbage_targets(batch: Batch, spec: Spec) -> Batch | None:
+    """``batch`` with every padded target position filled with values that would change the loss
+    if it were counted: past ``target_lengths`` for sequence targets, past ``lengths`` for
+    per-step targets aligned with the inputs. None when the targets have no padding."""
+    y = batch.targets
+    if not _is_tensor(y) or y.dim() < 2:
+        return None
+    if batch.target_lengths is not None and batch.target_lengths.shape[0] == y.shape[0]:
+        lengths = batch.target_lengths
+    elif batch.lengths is not None and _is_tensor(batch.inputs) and batch.inputs.dim() >= 2 and y.shape[:2] == batch.inputs.shape[:2]:
+        lengths = batch.lengths
+    else:
+        return None
+    B, T = y.shape[:2]
+    pad = torch.arange(T).unsqueeze(0) >= lengths.cpu().unsqueeze(1)  # (B, T)
+    if not bool(pad.any()):
+        return None
+    g = torch.Generator().manual_seed(4321)
+    if y.dtype.is_floating_point:
+        noise = torch.randn(y.shape, generator=g).to(y.dtype) * 100
+    else:
+        high = max(int(spec.num_classes), int(spec.input_size), int(y.max()) + 1, 2)
+        noise = torch.randint(0, high, y.shape, generator=g, dtype=y.dtype)
+    out = copy.copy(batch)
+    out.targets = torch.where(pad.view(B, T, *([1] * (y.dim() - 2))), noise, y)
+    return out
 
 
 # -- heads ----------------------------------------------------------------------------------------
@@ -328,9 +362,9 @@ def check_head(
     # 2. a training step: finite scalar loss, and a finite gradient for every parameter
     model.train()
     _reset_metrics(model.head)
-    loss = model.head.step(model, batch, "train")
+    loss = _loss(model, batch, "train")
     if not _is_tensor(loss) or loss.dim() != 0:
-        c.fail("train step", f"step() must return a scalar tensor, got {type(loss).__name__} {getattr(loss, 'shape', '')}")
+        c.fail("train step", f"loss() must return a scalar tensor, got {type(loss).__name__} {getattr(loss, 'shape', '')}")
     if not torch.isfinite(loss):
         c.fail("train step", f"loss is {float(loss)}")
     if not loss.requires_grad:
@@ -352,7 +386,7 @@ def check_head(
     for stage in ("val", "test"):
         metrics = model.head.metrics(stage)
         with torch.no_grad():
-            value = model.head.step(model, vbatch, stage)
+            value = _loss(model, vbatch, stage)
         if not _is_tensor(value) or value.dim() != 0 or not torch.isfinite(value):
             c.fail(f"{stage} step", f"expected a finite scalar loss, got {value!r}")
         if metrics is not None:
@@ -399,8 +433,8 @@ def check_head(
         c.skip("honours lengths", "no validation batch with padding (inputs without lengths, or all one length)")
     else:
         with torch.no_grad():
-            ref_loss = model.head.step(model, pbatch, "val")
-            new_loss = model.head.step(model, noisy, "val")
+            ref_loss = _loss(model, pbatch, "val")
+            new_loss = _loss(model, noisy, "val")
             ref_pred, new_pred = _predict(model, pbatch), _predict(model, noisy)
         _reset_metrics(model.head)
         if not _close(float(ref_loss), float(new_loss), tol):
@@ -418,6 +452,26 @@ def check_head(
                 c.fail("honours lengths", f"example {i} predicted alone gives {alone} but {in_batch[:1]} in a padded "
                        "batch: its prediction depends on the other sequences' lengths (mask with batch.lengths)")
         c.ok("honours lengths")
+
+    # 5b. padded target positions never count in the loss
+    tbatch = None
+    for b in [*val_batches, *batches]:
+        tbatch = _garbage_targets(b, spec)
+        if tbatch is not None:
+            ref_b = b
+            break
+    if tbatch is None:
+        c.skip("ignores padded targets", "no batch with padded sequence targets")
+    else:
+        with torch.no_grad():
+            model.eval()
+            ref_loss, new_loss = _loss(model, ref_b, "val"), _loss(model, tbatch, "val")
+        _reset_metrics(model.head)
+        if not _close(float(ref_loss), float(new_loss), tol):
+            c.fail("ignores padded targets", f"the loss changed from {float(ref_loss):.6g} to {float(new_loss):.6g} when only "
+                   "padded target positions changed: mask the loss with batch.target_lengths (or batch.lengths for "
+                   "per-step targets)")
+        c.ok("ignores padded targets")
 
     # 6. a real Trainer: metrics reset between epochs, then a checkpoint round trip
     with tempfile.TemporaryDirectory(prefix="seqkit-check-") as root, _quiet():
@@ -458,7 +512,7 @@ def check_head(
 
         path = f"{root}/head.ckpt"
         trainer.save_checkpoint(path)
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         fresh = _build(head, spec, head_args, rnn, encoder, seed + 1)
         try:
             fresh.load_state_dict(ckpt["state_dict"], strict=True)
@@ -467,7 +521,7 @@ def check_head(
         model.eval()
         fresh.eval()
         with torch.inference_mode():  # as Lightning validates: metric states were reset in inference mode
-            l1, l2 = model.head.step(model, vbatch, "val"), fresh.head.step(fresh, vbatch, "val")
+            l1, l2 = _loss(model, vbatch, "val"), _loss(fresh, vbatch, "val")
             p1, p2 = _predict(model, vbatch), _predict(fresh, vbatch)
         if not _close(float(l1), float(l2), tol) or not _close(p1, p2, tol):
             c.fail("checkpoint round trip", f"outputs differ after loading the checkpoint (loss {float(l1):.6g} vs {float(l2):.6g}): "
@@ -536,7 +590,54 @@ def _shards(dm: SeqDataModule, make_loader: Callable[[], Any], world: int, epoch
     return per_rank
 
 
+class _FitStateCalled(Exception):
+    pass
+
+
+@contextmanager
+def _no_fit_state(dm: SeqDataModule) -> Iterator[None]:
+    """While active, ``dm.fit_state()`` (which reads the training data) raises."""
+    def refuse() -> None:
+        raise _FitStateCalled()
+
+    dm.fit_state = refuse
+    try:
+        yield
+    finally:
+        del dm.fit_state
+
+
+def _check_predict_without_files(c: _Checker, factory, kwargs: dict, predict_kwargs: dict, state: dict,
+                                 training_files: list[str]) -> None:
+    """A fresh instance restored from ``state`` predicts while every training file is renamed away."""
+    hidden = []
+    try:
+        for path in training_files:
+            if os.path.exists(path):
+                os.replace(path, path + ".seqkit-hidden")
+                hidden.append(path)
+        try:
+            dm = factory(**{**kwargs, **predict_kwargs})
+            dm.load_state_dict(state)
+            with _no_fit_state(dm):
+                dm.spec  # noqa: B018
+                dm.setup("predict")
+                batches = _first_batches(dm.predict_dataloader(), 1)
+        except _FitStateCalled:
+            c.fail("predicts without training files", "building the spec re-read the training data")
+        except Exception as exc:  # noqa: BLE001 - any failure is the contract failure
+            c.fail("predicts without training files", f"cannot predict from a checkpoint once its training files "
+                   f"are deleted: {type(exc).__name__}: {exc}")
+        if not batches:
+            c.fail("predicts without training files", "the predict loader gave no batch")
+    finally:
+        for path in hidden:
+            os.replace(path + ".seqkit-hidden", path)
+    c.ok("predicts without training files")
+
+
 def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tuple[int, ...] = (2, 3),
+                     training_files: list[str] | None = None, predict_kwargs: dict | None = None,
                      **kwargs: Any) -> ContractReport:
     """Check a data module against the contract; ``factory(**kwargs)`` must build a fresh one
     (pass the class and small sizes: ``check_datamodule(MyData, num_train=64)``).
@@ -545,9 +646,13 @@ def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tupl
     val sets; batches are ``Batch`` objects with consistent shapes (token ids in range, padding
     equal to ``spec.pad_id``, lengths within 1..T); ``state_dict`` survives ``torch.save`` and a
     fresh instance restored from it (as the CLI does from ``--ckpt_path``) builds an equal spec and
-    encodes the data identically; and under DDP every rank gets the same number of batches,
+    encodes the data identically without calling ``fit_state()`` (so an empty checkpointed state
+    for a spec that comes from data fails); with ``training_files`` (the paths in ``kwargs`` that
+    hold training data), an instance built with ``kwargs`` plus ``predict_kwargs`` (pointing at
+    prediction inputs) and restored from the state predicts while those files are renamed away;
+    and under DDP every rank gets the same number of batches,
     the ranks together cover every example, and training batches are reshuffled each epoch
-    (unless the data is a stateful stream, ``spec.extra["stateful"]``, whose batches stay in order).
+    (unless the data is a stateful stream, ``spec.stateful``, whose batches stay in order).
     """
     c = _Checker(getattr(factory, "__name__", type(factory).__name__))
     dm = factory(**kwargs)
@@ -579,27 +684,26 @@ def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tupl
     _batch_shapes(c, dm, val[0], "val batch 0")
     c.ok("collate shapes")
 
-    # state_dict: everything build_spec needs, restorable without re-deriving it
+    # fitted state: everything build_spec needs, restorable without re-reading the training data
     state = dm.state_dict()
-    if spec.vocabs and not state:
-        note = ("state_dict() is empty although the spec has vocabularies: fine if they follow from the "
-                "constructor arguments alone; if they are built from the training data, checkpoints will not "
-                "carry them and predict will need the training data")
-        c.skip("vocabularies in state_dict", note)
-        warnings.warn(f"{c.report.name}: {note}", stacklevel=2)
     buf = io.BytesIO()
     try:
         torch.save(state, buf)
+        buf.seek(0)
+        restored_state = torch.load(buf, weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        c.fail("state_dict", f"cannot be saved in a checkpoint: {exc}")
-    buf.seek(0)
-    restored_state = torch.load(buf, weights_only=False)
+        c.fail("state_dict", f"cannot be saved in a checkpoint as plain tensors and primitives "
+               f"(torch.load(weights_only=True)): {exc}")
     other = factory(**kwargs)
-    token = _RESTORE.set(restored_state)
+    other.load_state_dict(restored_state)
     try:
-        restored_spec = other.spec
-    finally:
-        _RESTORE.reset(token)
+        with _no_fit_state(other):
+            restored_spec = other.spec
+    except _FitStateCalled:
+        what = ("its checkpointed state is empty although its spec comes from the data" if not state else
+                "restoring its checkpointed state still leaves fit_state() to read the training data")
+        c.fail("checkpointed state", f"{what}: declare what fit_state() learns in `fitted`, or the model cannot be "
+               "rebuilt from a checkpoint once the training files are gone")
     if _spec_state(restored_spec) != _spec_state(spec):
         c.fail("state_dict round trip", "a data module restored from state_dict() builds a different spec")
     other.setup("fit")
@@ -607,6 +711,12 @@ def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tupl
     if _is_tensor(a.inputs) and _is_tensor(b.inputs) and not torch.equal(a.inputs, b.inputs):
         c.fail("state_dict round trip", "a restored data module encodes the validation data differently")
     c.ok("state_dict round trip")
+
+    # predicting from a checkpoint once the training files are gone
+    if training_files:
+        _check_predict_without_files(c, factory, kwargs, predict_kwargs or {}, restored_state, training_files)
+    else:
+        c.skip("predicts without training files", "no training_files given (generated data)")
 
     # DDP: equal batch counts on every rank, full coverage, reshuffled every epoch
     for world in world_sizes:
@@ -620,8 +730,8 @@ def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tupl
             if covered != set(range(len(ds))):
                 c.fail("DDP sharding", f"{world} ranks together see {len(covered)} of {len(ds)} {name} examples")
     c.ok(f"DDP sharding: equal batch counts on {', '.join(map(str, world_sizes))} ranks")
-    if spec.extra.get("stateful"):
-        c.skip("reshuffle per epoch", "a stateful stream (spec.extra['stateful']) keeps its batches in order")
+    if spec.stateful:
+        c.skip("reshuffle per epoch", "a stateful stream (spec.stateful) keeps its batches in order")
     elif len(dm.train_set) > dm.batch_size:
         e0 = _shards(dm, dm.train_dataloader, 1, epoch=0)[0]
         e1 = _shards(dm, dm.train_dataloader, 1, epoch=1)[0]

@@ -173,7 +173,7 @@ def test_predict_from_checkpoint_alone(shapes_dir, tmp_path):
     shutil.copytree(shapes_dir, data)
     run_seqkit(
         "fit", "--config", "configs/captioning.yaml",
-        f"--data.init_args.captions={data / 'captions.tsv'}", "--data.init_args.batch_size=16",
+        f"--data.init_args.captions={data / 'captions.tsv'}", "--data.init_args.loader.batch_size=16",
         "--model.encoder.init_args.channels=[8,16,16]", "--model.head.init_args.hidden_size=32",
         "--model.head.init_args.attention_size=16", "--model.head.init_args.embedding_dim=16",
         "--optimizer.init_args.lr=0.01", "--trainer.max_epochs=8", *logger_args(tmp_path / "logs"),

@@ -39,10 +39,10 @@ def test_ddp_loss_matches_single_process(name, overrides, tmp_path):
               "--trainer.enable_checkpointing=false", "--seed_everything=7"]
     batch = 8
     single = tmp_path / "single"
-    run_seqkit(*common, f"--data.init_args.batch_size={2 * batch}", f"--data.init_args.eval_batch_size={2 * batch}",
+    run_seqkit(*common, f"--data.init_args.loader.batch_size={2 * batch}", f"--data.init_args.loader.eval_batch_size={2 * batch}",
                "--trainer.accelerator=cpu", "--trainer.devices=1", *logger_args(single), cwd=tmp_path)
     ddp = tmp_path / "ddp"
-    run_seqkit(*common, f"--data.init_args.batch_size={batch}", f"--data.init_args.eval_batch_size={batch}",
+    run_seqkit(*common, f"--data.init_args.loader.batch_size={batch}", f"--data.init_args.loader.eval_batch_size={batch}",
                *ddp_cpu_args(), *logger_args(ddp), cwd=tmp_path, timeout=300)
     one, two = last_value(read_metrics(single), "val_loss"), last_value(read_metrics(ddp), "val_loss")
     assert two == pytest.approx(one, rel=1e-3, abs=1e-4), f"{name}: DDP val_loss {two} vs single-process {one}"

@@ -241,7 +241,7 @@ def _cli(args, run=True):
     return SeqkitCLI(args=args, run=run)
 
 
-TINY = ["--data.init_args.num_train=16", "--data.init_args.num_val=8", "--data.init_args.batch_size=8",
+TINY = ["--data.init_args.num_train=16", "--data.init_args.num_val=8", "--data.init_args.loader.batch_size=8",
         "--model.rnn.init_args.hidden_size=4", "--trainer.max_epochs=1", "--trainer.val_check_interval=1.0",
         "--trainer.limit_val_batches=0", "--trainer.enable_checkpointing=false"]
 

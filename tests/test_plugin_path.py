@@ -149,7 +149,7 @@ def test_example_plugin_full_path(tmp_path):
     run = tmp_path / "fit"
     run_seqkit("fit", "--config", str(EXAMPLE / "configs" / "digitsum.yaml"),
                "--config", str(CONFIGS / "trainer" / "ddp_cpu.yaml"),
-               "--data.init_args.num_train=256", "--data.init_args.num_val=64", "--data.init_args.batch_size=32",
+               "--data.init_args.num_train=256", "--data.init_args.num_val=64", "--data.init_args.loader.batch_size=32",
                "--trainer.max_epochs=1", *logger_args(run), cwd=tmp_path, env=env, timeout=300)
     mae = [float(r["val_mae"]) for r in read_metrics(run) if r.get("val_mae")]
     assert mae and math.isfinite(mae[-1])

@@ -135,7 +135,7 @@ def test_fit_and_predict_from_ts_files(tmp_path):
     train = _ts(tmp_path, head + "\n".join(lines[:32]) + "\n", "train.ts")
     test = _ts(tmp_path, head + "\n".join(lines[32:]) + "\n", "test.ts")
     data = [f"--data.init_args.train_file={train}", f"--data.init_args.val_file={test}",
-            f"--data.init_args.predict_file={test}", "--data.init_args.batch_size=8"]
+            f"--data.init_args.predict_file={test}", "--data.init_args.loader.batch_size=8"]
     config = str(CONFIGS / "seqclass.yaml")
     run_seqkit("fit", "--config", config, *data, "--trainer.max_epochs=15", "--model.rnn.init_args.hidden_size=16",
                *logger_args(tmp_path), cwd=tmp_path)

@@ -235,7 +235,7 @@ def test_predict_from_checkpoint_alone_reproduces_test_translations(tmp_path):
     test = _write_tsv(data / "test.tsv", pairs[300:])
     common = ["--config", CONFIG, *TINY, f"--data.init_args.train_file={train}", f"--data.init_args.test_file={test}",
               "--data.init_args.val_fraction=0.1"]
-    run_seqkit("fit", *common, "--trainer.max_epochs=3", "--data.init_args.batch_size=16", "--optimizer.init_args.lr=0.01",
+    run_seqkit("fit", *common, "--trainer.max_epochs=3", "--data.init_args.loader.batch_size=16", "--optimizer.init_args.lr=0.01",
                *logger_args(tmp_path / "fit"), cwd=tmp_path)
     ckpts = sorted((tmp_path / "fit").rglob("*.ckpt"))
     assert ckpts

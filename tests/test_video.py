@@ -350,7 +350,7 @@ def test_generated_clips_are_seeded_and_change_label_within_a_clip():
 def test_fit_then_predict_writes_per_frame_csv_and_timeline(clip_dir, tmp_path):
     root, truth = clip_dir
     common = [f"--data.init_args.data_dir={root}", "--data.init_args.window=8", "--data.init_args.overlap=2",
-              "--data.init_args.batch_size=4", "--model.encoder.init_args.channels=4", "--model.encoder.init_args.depth=2",
+              "--data.init_args.loader.batch_size=4", "--model.encoder.init_args.channels=4", "--model.encoder.init_args.depth=2",
               "--model.encoder.init_args.output_size=16", "--model.rnn.init_args.hidden_size=16"]
     run_seqkit("fit", "--config", str(CONFIGS / "video.yaml"), *common, "--trainer.max_epochs=3",
                "--optimizer.init_args.lr=0.02", *logger_args(tmp_path / "fit"), cwd=tmp_path)

@@ -16,23 +16,9 @@ import random
 from typing import Optional
 
 import torch
-from torch.utils.data import Dataset
-
-from seqkit import Batch, DataError, SeqDataModule, Spec, Vocab, pad, require_file
+from seqkit import Batch, DataError, Examples, SeqDataModule, Spec, Vocab, pad, require_file
 
 MARKER = "#"
-
-
-class _Examples(Dataset):
-    def __init__(self, items: list[tuple[list[int], int]]) -> None:
-        self.items = items
-        self.lengths = [len(x) for x, _ in items]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int):
-        return self.items[i]
 
 
 def generate_marker_task(n: int, num_symbols: int, min_len: int, max_len: int, seed: int) -> list[tuple[str, list[str]]]:
@@ -76,6 +62,8 @@ def read_tsv(path: str) -> list[tuple[str, list[str]]]:
 class MarkerTaskData(SeqDataModule):
     """Token sequences with one label each: the generated marker task, or your own TSV files."""
 
+    fitted = {"vocab": Vocab, "labels": list}
+
     def __init__(
         self,
         data_dir: Optional[str] = None,
@@ -86,10 +74,7 @@ class MarkerTaskData(SeqDataModule):
         num_symbols: int = 8,
         min_len: int = 5,
         max_len: int = 40,
-        batch_size: int = 64,
-        eval_batch_size: Optional[int] = None,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
         """
         Args:
@@ -102,81 +87,56 @@ class MarkerTaskData(SeqDataModule):
             num_symbols: Size of the generated alphabet (and number of classes).
             min_len: Shortest generated sequence.
             max_len: Longest generated sequence.
-            batch_size: Sequences per training batch (per process under DDP).
-            eval_batch_size: Sequences per evaluation batch (default: batch_size).
-            num_workers: DataLoader worker processes.
-            seed: Seed of the generator and of shuffling.
         """
-        super().__init__(batch_size, eval_batch_size, num_workers, seed)
-        if predict_file is not None:
-            require_file(predict_file, "data.predict_file")
+        super().__init__(**kwargs)
         if min_len < 2 or max_len < min_len:
             raise DataError(f"data.min_len must be >= 2 and <= data.max_len (got {min_len} and {max_len})")
         self.data_dir, self.predict_file = data_dir, predict_file
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
         self.num_symbols, self.min_len, self.max_len = num_symbols, min_len, max_len
-        self.vocab: Vocab | None = None
-        self.labels: list[str] | None = None
 
     def _raw(self, split: str) -> list[tuple[str, list[str]]]:
         if self.data_dir is not None:
-            # checked here, not in __init__: predicting from a checkpoint needs no training data
             if not os.path.isdir(self.data_dir):
-                raise DataError(f"data.data_dir: folder not found: {self.data_dir}")
+                raise DataError(f"data.init_args.data_dir: folder not found: {self.data_dir}")
             return read_tsv(os.path.join(self.data_dir, f"{split}.tsv"))
         offset = {"train": 0, "val": 1, "test": 2}[split]
         return generate_marker_task(self.sizes[split], self.num_symbols, self.min_len, self.max_len, self.seed * 1000 + offset)
 
+    def fit_state(self) -> None:
+        train = self._raw("train")
+        self.vocab = Vocab.build(tokens for _, tokens in train)
+        self.labels = sorted({label for label, _ in train})
+
     def build_spec(self) -> Spec:
-        if self.vocab is None:
-            train = self._raw("train")
-            self.vocab = Vocab.build(tokens for _, tokens in train)
-            self.labels = sorted({label for label, _ in train})
         return Spec(
             input_kind="tokens",
             input_size=len(self.vocab),
             pad_id=self.vocab.pad_id,
             num_classes=len(self.labels),
+            labels=list(self.labels),
             vocabs={"tokens": self.vocab},
-            extra={"labels": list(self.labels)},
         )
 
-    def _encode(self, rows: list[tuple[str, list[str]]], split: str) -> _Examples:
+    def _encode(self, rows: list[tuple[str, list[str]]], split: str) -> Examples:
         index = {label: i for i, label in enumerate(self.labels)}
         items = []
         for n, (label, tokens) in enumerate(rows):
             if label not in index:
                 raise DataError(f"{split} example {n + 1}: label {label!r} was not seen in training (known: {', '.join(self.labels)})")
             items.append((self.vocab.encode(tokens), index[label]))
-        return _Examples(items)
+        return Examples(items)
 
-    def setup(self, stage: str) -> None:
-        self.spec  # noqa: B018 - builds the vocabulary if it is not restored yet
-        if stage == "fit":
-            self.train_set = self._encode(self._raw("train"), "train")
-        if stage in ("fit", "validate"):
-            self.val_set = self._encode(self._raw("val"), "val")
-        if stage == "test":
-            self.test_set = self._encode(self._raw("test"), "test")
-        if stage == "predict":
-            if self.predict_file is None:
-                self.predict_set = _Examples([(ids, -1) for ids, _ in self._encode(self._raw("test"), "test").items])
-            else:
-                with open(self.predict_file, encoding="utf-8") as fh:
-                    lines = [line.split() for line in fh if line.strip()]
-                self.predict_set = _Examples([(self.vocab.encode(toks), -1) for toks in lines])
+    def dataset(self, split: str) -> Examples:
+        if split != "predict":
+            return self._encode(self._raw(split), split)
+        if self.predict_file is None:  # no file: predict the test split
+            return Examples([(ids, -1) for ids, _ in self._encode(self._raw("test"), "test").items])
+        with open(self.split_file("predict_file"), encoding="utf-8") as fh:
+            lines = [line.split() for line in fh if line.strip()]
+        return Examples([(self.vocab.encode(toks), -1) for toks in lines])
 
     def collate(self, examples: list) -> Batch:
         inputs, lengths = pad([ids for ids, _ in examples], value=self.vocab.pad_id, dtype=torch.long)
         targets = torch.tensor([y for _, y in examples], dtype=torch.long)
         return Batch(inputs=inputs, lengths=lengths, targets=targets)
-
-    def state_dict(self) -> dict:
-        if self.vocab is None:
-            return {}
-        return {"vocab": self.vocab.state_dict(), "labels": list(self.labels)}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state:
-            self.vocab = Vocab.from_state(state["vocab"])
-            self.labels = list(state["labels"])

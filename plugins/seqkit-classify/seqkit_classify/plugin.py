@@ -1,13 +1,8 @@
-"""Hook implementations: how seqkit finds this plugin's classes (entry point ``classify``)."""
+"""Hook implementations: how seqkit finds this plugin's classes (entry point ``classify``).
+
+The heads it trains with (``ManyToOneHead``) are seqkit's own generic heads."""
 
 from seqkit import hookimpl
-
-
-@hookimpl
-def seqkit_register_heads(register):
-    from seqkit_classify.heads import ManyToOneHead
-
-    register(ManyToOneHead)
 
 
 @hookimpl

@@ -28,23 +28,9 @@ from typing import Literal, Optional
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-
-from seqkit import Batch, DataError, SeqDataModule, Spec, pad, require_file
+from seqkit import Batch, DataError, Examples, SeqDataModule, Spec, pad, require_file
 
 GESTURES = ("rise", "fall", "wave", "a_then_b", "b_then_a")
-
-
-class _Sequences(Dataset):
-    def __init__(self, items: list[tuple[torch.Tensor, int, str]]) -> None:
-        self.items = items
-        self.lengths = [int(x.shape[0]) for x, _, _ in items]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int):
-        return self.items[i]
 
 
 # -- generated example ----------------------------------------------------------------------------
@@ -233,6 +219,8 @@ class SequenceArrayData(SeqDataModule):
     """Numeric sequences of varying length with one label each: .npz / .npy / .ts files, or a
     generated gesture task."""
 
+    fitted = {"labels": list, "mean": np.ndarray, "std": np.ndarray}
+
     def __init__(
         self,
         train_file: Optional[str] = None,
@@ -247,10 +235,7 @@ class SequenceArrayData(SeqDataModule):
         num_test: int = 300,
         min_len: int = 20,
         max_len: int = 80,
-        batch_size: int = 32,
-        eval_batch_size: Optional[int] = None,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
         """
         Args:
@@ -266,16 +251,8 @@ class SequenceArrayData(SeqDataModule):
             num_test: Generated test sequences.
             min_len: Shortest generated sequence.
             max_len: Longest generated sequence.
-            batch_size: Sequences per training batch (per process under DDP).
-            eval_batch_size: Sequences per evaluation batch (default: batch_size).
-            num_workers: DataLoader worker processes.
-            seed: Seed of the generator, the validation split and shuffling.
         """
-        super().__init__(batch_size, eval_batch_size, num_workers, seed)
-        for key, path in (("train_file", train_file), ("val_file", val_file), ("test_file", test_file),
-                          ("predict_file", predict_file)):
-            if path is not None:
-                require_file(path, f"data.{key}")
+        super().__init__(**kwargs)
         if (val_file or test_file) and not train_file:
             raise DataError("data.val_file/test_file need data.train_file")
         if not 0.0 < val_fraction < 1.0:
@@ -286,9 +263,6 @@ class SequenceArrayData(SeqDataModule):
         self.predict_file, self.val_fraction, self.normalize, self.missing = predict_file, val_fraction, normalize, missing
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
         self.min_len, self.max_len = min_len, max_len
-        self.labels: list[str] | None = None
-        self.mean: np.ndarray | None = None
-        self.std: np.ndarray | None = None
         self._declared: list[str] | None = None  # the label set a .ts file declares
         self._cache: dict[str, list] = {}
 
@@ -303,13 +277,11 @@ class SequenceArrayData(SeqDataModule):
             gen = generate_gestures(self.sizes[split], self.min_len, self.max_len, self.seed * 1000 + offset)
             rows = [(x, label, f"generated {split} sequence {k}") for k, (x, label) in enumerate(gen)]
         elif split == "test":
-            if self.files["test"] is None:
-                raise DataError("data.test_file is not set: there is no test data")
-            rows, _ = read_sequences(self.files["test"])
+            rows, _ = read_sequences(self.split_file("test_file", self.files["test"]))
         elif split == "val" and self.files["val"] is not None:
-            rows, _ = read_sequences(self.files["val"])
+            rows, _ = read_sequences(self.split_file("val_file", self.files["val"]))
         else:
-            rows, declared = read_sequences(train_file)
+            rows, declared = read_sequences(self.split_file("train_file", train_file))
             if self.files["val"] is None:  # hold out a seeded share for validation
                 order = np.random.default_rng(self.seed).permutation(len(rows))
                 n_val = max(1, round(len(rows) * self.val_fraction))
@@ -326,25 +298,22 @@ class SequenceArrayData(SeqDataModule):
         self._cache[split] = rows
         return rows
 
-    def build_spec(self) -> Spec:
-        if self.labels is None:
-            train = self._raw("train")
-            widths = {x.shape[1] for x, _, _ in train}
-            if len(widths) > 1:
-                raise DataError(f"training sequences have different numbers of features: {sorted(widths)}")
-            self.labels = list(self._declared) if self._declared else sorted({label for _, label, _ in train})
-            steps = np.concatenate([x for x, _, _ in train])  # (all real steps, F): padding never counts
-            self.mean = steps.mean(0) if self.normalize else np.zeros(steps.shape[1], dtype=np.float32)
-            std = steps.std(0) if self.normalize else np.ones(steps.shape[1], dtype=np.float32)
-            self.std = np.where(std > 1e-8, std, 1.0)  # a constant feature is centred, not divided by zero
-        return Spec(
-            input_kind="features",
-            input_size=int(len(self.mean)),
-            num_classes=len(self.labels),
-            extra={"labels": list(self.labels)},
-        )
+    def fit_state(self) -> None:
+        train = self._raw("train")
+        widths = {x.shape[1] for x, _, _ in train}
+        if len(widths) > 1:
+            raise DataError(f"training sequences have different numbers of features: {sorted(widths)}")
+        self.labels = list(self._declared) if self._declared else sorted({label for _, label, _ in train})
+        steps = np.concatenate([x for x, _, _ in train])  # (all real steps, F): padding never counts
+        self.mean = (steps.mean(0) if self.normalize else np.zeros(steps.shape[1])).astype(np.float32)
+        std = steps.std(0) if self.normalize else np.ones(steps.shape[1])
+        self.std = np.where(std > 1e-8, std, 1.0).astype(np.float32)  # a constant feature is centred, not divided by zero
 
-    def _encode(self, rows: list, labelled: bool = True) -> _Sequences:
+    def build_spec(self) -> Spec:
+        return Spec(input_kind="features", input_size=int(len(self.mean)), num_classes=len(self.labels),
+                    labels=list(self.labels))
+
+    def _encode(self, rows: list, labelled: bool = True) -> Examples:
         index = {label: i for i, label in enumerate(self.labels)}
         items = []
         for x, label, where in rows:
@@ -357,36 +326,17 @@ class SequenceArrayData(SeqDataModule):
             else:
                 raise DataError(f"{where}: label {label!r} was not seen in training (known: {', '.join(self.labels)})")
             items.append((torch.from_numpy(((x - self.mean) / self.std).astype(np.float32)), y, where))
-        return _Sequences(items)
+        return Examples(items)
 
-    def setup(self, stage: str) -> None:
-        self.spec  # noqa: B018 - labels and feature statistics from the training data unless restored
-        if stage == "fit":
-            self.train_set = self._encode(self._raw("train"))
-        if stage in ("fit", "validate"):
-            self.val_set = self._encode(self._raw("val"))
-        if stage == "test":
-            self.test_set = self._encode(self._raw("test"))
-        if stage == "predict":
-            if self.predict_file is None:
-                rows = self._raw("test")
-            else:
-                rows, _ = read_sequences(self.predict_file, labels=False)
-                rows = [(_fill(x, w, self.missing), None, w) for x, _, w in rows]
-            self.predict_set = self._encode(rows, labelled=False)
+    def dataset(self, split: str) -> Examples:
+        if split != "predict":
+            return self._encode(self._raw(split))
+        if self.predict_file is None:
+            return self._encode(self._raw("test"), labelled=False)
+        rows, _ = read_sequences(self.split_file("predict_file"), labels=False)
+        return self._encode([(_fill(x, w, self.missing), None, w) for x, _, w in rows], labelled=False)
 
     def collate(self, examples: list) -> Batch:
         inputs, lengths = pad([x for x, _, _ in examples], value=0.0)  # (B, T, F)
         targets = torch.tensor([y for _, y, _ in examples], dtype=torch.long)
-        return Batch(inputs=inputs, lengths=lengths, targets=targets, extra={"input": [w for _, _, w in examples]})
-
-    def state_dict(self) -> dict:
-        if self.labels is None:
-            return {}
-        return {"labels": list(self.labels), "mean": self.mean.tolist(), "std": self.std.tolist()}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state:
-            self.labels = list(state["labels"])
-            self.mean = np.asarray(state["mean"], dtype=np.float32)
-            self.std = np.asarray(state["std"], dtype=np.float32)
+        return Batch(inputs=inputs, lengths=lengths, targets=targets, names=[w for _, _, w in examples])
