@@ -21,7 +21,7 @@ from jsonargparse import lazy_instance
 
 from seqkit import plugins as _plugins
 from seqkit.callbacks import AtomicCheckpointIO, PredictionWriter
-from seqkit.data import _RESTORE, SeqDataModule
+from seqkit.data import SeqDataModule
 from seqkit.errors import SeqkitError
 from seqkit.model import SequenceModel
 
@@ -29,8 +29,6 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 # What the Trainer does unless a config says otherwise.
 TRAINER_DEFAULTS: dict[str, Any] = {
-    # LSTMs still see exploding gradients on long sequences (Pascanu et al. 2013): clip the norm.
-    "gradient_clip_val": 1.0,
     # seqkit's data modules shard their own length-bucketed batches across ranks.
     "use_distributed_sampler": False,
     "logger": lazy_instance(CSVLogger, save_dir="runs", name="seqkit"),
@@ -154,7 +152,9 @@ class SeqkitCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("data.spec", "model.spec", apply_on="instantiate")
+        # the data module's spec is built only after the checkpoint's fitted state (if any) is
+        # restored into it: an explicit step, so predicting never needs the training data
+        parser.link_arguments("data", "model.spec", compute_fn=self._spec_of, apply_on="instantiate")
         parser.add_lightning_class_args(PredictionWriter, "prediction")
 
     def before_instantiate_classes(self) -> None:
@@ -167,42 +167,69 @@ class SeqkitCLI(LightningCLI):
                 "give the checkpoint's path (runs/<name>/version_N/checkpoints/*.ckpt)"
             )
         # "last", "best", "hpc", "registry" are resolved by Lightning itself later
-        state = _datamodule_state(ckpt_path) if ckpt_path and os.path.sep in ckpt_path or (ckpt_path or "").endswith(".ckpt") else None
-        self._restore_token = _RESTORE.set(state)
+        is_file = bool(ckpt_path) and (os.path.sep in ckpt_path or ckpt_path.endswith(".ckpt"))
+        self._checkpoint = _load_checkpoint(ckpt_path) if is_file else None
         try:
             self._resolved_yaml = self._parser(self.subcommand).dump(config, skip_none=False, skip_validation=True)
         except Exception:  # noqa: BLE001 - the dump is a convenience kept in checkpoints
             self._resolved_yaml = None
 
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        if kwargs.get("weights_only") is False:
+            raise SeqkitError("--weights_only false: seqkit never unpickles checkpoints (they can run code)")
+        if "weights_only" in self._subcommand_method_arguments[subcommand]:
+            kwargs["weights_only"] = True  # Lightning's own load of --ckpt_path, too
+        return kwargs
+
+    def _spec_of(self, datamodule: SeqDataModule):
+        """``datamodule.spec``, after restoring the fitted state saved in the checkpoint."""
+        ckpt = getattr(self, "_checkpoint", None)
+        if ckpt is not None:
+            state = ckpt.get(type(datamodule).__qualname__)
+            if state is None and datamodule.fitted:
+                saved = (ckpt.get("seqkit") or {}).get("data") or "another data module"
+                raise SeqkitError(
+                    f"--ckpt_path: this checkpoint holds no state for {type(datamodule).__name__} "
+                    f"(it was trained with {saved}): it was trained for another task"
+                )
+            datamodule.load_state_dict(state or {})
+        return datamodule.spec
+
     def after_instantiate_classes(self) -> None:
-        _RESTORE.reset(self._restore_token)
         self.model.seqkit_config = self._resolved_yaml
+        data_cls, head = type(self.datamodule), self.model.head
+        self.model.seqkit_meta = {
+            "head": f"{type(head).__module__}.{type(head).__qualname__}",
+            "data": f"{data_cls.__module__}.{data_cls.__qualname__}",
+        }
         strategy = self.trainer.strategy
         if type(strategy.checkpoint_io).__name__ == "TorchCheckpointIO":
             strategy.checkpoint_io = AtomicCheckpointIO()
 
 
+_CHECKPOINTS: dict[str, dict] = {}  # read once per command
+
+
 def _load_checkpoint(path: str) -> dict:
+    if path in _CHECKPOINTS:
+        return _CHECKPOINTS[path]
+    _CHECKPOINTS[path] = _read_checkpoint(path)
+    return _CHECKPOINTS[path]
+
+
+def _read_checkpoint(path: str) -> dict:
     import torch
 
     if not os.path.exists(path):
         raise SeqkitError(f"--ckpt_path: checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        # never unpickle: a checkpoint is a file people download and share
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise SeqkitError(f"--ckpt_path: cannot read checkpoint {path}: {exc}") from exc
-
-
-def _datamodule_state(path: str) -> dict | None:
-    ckpt = _load_checkpoint(path)
-    registry = _plugins.get_registry()
-    for name in registry.names("datamodules"):
-        if name in ckpt:
-            return ckpt[name]
-    for key, value in ckpt.items():  # a data module registered under another name
-        if isinstance(value, dict) and key[:1].isupper():
-            return value
-    return None
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise SeqkitError(f"--ckpt_path: not a seqkit checkpoint, or one that needs unsafe loading: {path}") from None
+        raise SeqkitError(f"--ckpt_path: cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
 
 
 def _config_from_checkpoint(argv: list[str]) -> list[str]:

@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from conftest import CONFIGS, logger_args, run_seqkit
-from seqkit import DataError, LSTMStack, SequenceModel
-from seqkit_classify.heads import ManyToOneHead
+from seqkit import DataError, LSTMStack, ManyToOneHead, SequenceModel
 from seqkit_classify.sequences import SequenceArrayData, read_sequences
 
 TS = """# a tiny UEA-style problem
@@ -115,7 +114,7 @@ def test_padding_never_changes_a_prediction(bidirectional, pooling):
         batch = dm.collate([(s, 0, "") for s in batch_seqs])
         batch.inputs = x
         with torch.no_grad():
-            return model(batch).softmax(-1)[0]
+            return model.head(model(batch)).softmax(-1)[0]
 
     alone = probs([seq], 0.0)
     np.testing.assert_allclose(probs([seq, longer], 0.0), alone, atol=1e-6)
@@ -149,3 +148,56 @@ def test_fit_and_predict_from_ts_files(tmp_path):
     assert all(abs(float(r["p_up"]) + float(r["p_down"]) - 1) < 1e-4 for r in rows)
     truth = ["up" if k % 2 == 0 else "down" for k in range(32, 40)]
     assert sum(r["label"] == t for r, t in zip(rows, truth)) >= 7, rows
+
+
+def test_predict_after_the_training_files_are_deleted(tmp_path):
+    """Checkpoint alone: a fit, then predict with no --config before and after the training
+    files are gone; both prediction files are the same."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(24, 6, 2)).astype(np.float32)
+    y = np.array(["a", "b"] * 12)
+    x[y == "a", :, 0] += 2.0
+    train, val, new = tmp_path / "train.npz", tmp_path / "val.npz", tmp_path / "new.npz"
+    np.savez(train, x=x[:16], y=y[:16])
+    np.savez(val, x=x[16:], y=y[16:])
+    np.savez(new, x=x[16:])
+    config = str(CONFIGS / "seqclass.yaml")
+    run_seqkit("fit", "--config", config, f"--data.init_args.train_file={train}", f"--data.init_args.val_file={val}",
+               "--data.init_args.loader.batch_size=8", "--trainer.max_steps=1", "--model.rnn.init_args.hidden_size=8",
+               *logger_args(tmp_path), cwd=tmp_path)
+    ckpt = sorted(tmp_path.rglob("*.ckpt"))[-1]
+    before, after = tmp_path / "before.csv", tmp_path / "after.csv"
+    predict = ["predict", f"--ckpt_path={ckpt}", f"--data.init_args.predict_file={new}"]
+    run_seqkit(*predict, f"--prediction.output={before}", *logger_args(tmp_path / "p1"), cwd=tmp_path)
+    train.unlink()
+    val.unlink()
+    run_seqkit(*predict, f"--prediction.output={after}", *logger_args(tmp_path / "p2"), cwd=tmp_path)
+    assert before.read_text() == after.read_text() and len(before.read_text().splitlines()) == 9
+
+
+def test_sequence_array_data_meets_the_contract(tmp_path):
+    from seqkit.testing import check_datamodule
+
+    x = np.random.default_rng(3).normal(size=(20, 7, 2)).astype(np.float32)
+    np.savez(tmp_path / "train.npz", x=x, y=np.array(["a", "b"] * 10))
+    np.savez(tmp_path / "new.npz", x=x[:3])
+    report = check_datamodule(SequenceArrayData, train_file=str(tmp_path / "train.npz"), val_fraction=0.25,
+                              loader={"batch_size": 4}, training_files=[str(tmp_path / "train.npz")],
+                              predict_kwargs={"predict_file": str(tmp_path / "new.npz")})
+    assert "predicts without training files" in report.passed
+
+
+def test_marker_task_predicts_after_its_tsv_files_are_deleted(tmp_path):
+    from seqkit.marker import MarkerTaskData, generate_marker_task
+    from seqkit.testing import check_datamodule
+
+    folder = tmp_path / "tsv"
+    folder.mkdir()
+    for split, n in (("train", 48), ("val", 16), ("test", 16)):
+        rows = generate_marker_task(n, 4, 5, 12, seed={"train": 0, "val": 1, "test": 2}[split])
+        (folder / f"{split}.tsv").write_text("".join(f"{label}\t{' '.join(t)}\n" for label, t in rows))
+    (tmp_path / "new.txt").write_text("a b # c d\nd # a\n")
+    report = check_datamodule(MarkerTaskData, data_dir=str(folder), loader={"batch_size": 8},
+                              training_files=[str(folder / f"{s}.tsv") for s in ("train", "val", "test")],
+                              predict_kwargs={"predict_file": str(tmp_path / "new.txt")})
+    assert "predicts without training files" in report.passed

@@ -1,8 +1,6 @@
-"""seqkit-classify: sequence-classification data for seqkit (a generated marker task, your own
-TSV token files, and numeric .npz/.npy/.ts sequences). It trains with seqkit's own generic
-``ManyToOneHead``."""
+"""seqkit-classify: numeric sequence-classification data for seqkit (.npz/.npy arrays and UEA/UCR
+``.ts`` files, or a generated gesture task). It trains with seqkit's own ``ManyToOneHead``."""
 
-from seqkit_classify.data import MarkerTaskData
 from seqkit_classify.sequences import SequenceArrayData
 
-__all__ = ["MarkerTaskData", "SequenceArrayData"]
+__all__ = ["SequenceArrayData"]

@@ -1,14 +1,13 @@
 """Hook implementations: how seqkit finds this plugin's classes (entry point ``classify``).
 
-The heads it trains with (``ManyToOneHead``) are seqkit's own generic heads."""
+It trains with seqkit's own generic ``ManyToOneHead``; the generated marker task
+(``MarkerTaskData``) is built into seqkit itself."""
 
 from seqkit import hookimpl
 
 
 @hookimpl
 def seqkit_register_datamodules(register):
-    from seqkit_classify.data import MarkerTaskData
     from seqkit_classify.sequences import SequenceArrayData
 
-    register(MarkerTaskData)
     register(SequenceArrayData)

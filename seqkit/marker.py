@@ -1,4 +1,5 @@
-"""A sequence-classification data module: token sequences with one label each.
+"""``MarkerTaskData``: the built-in sequence-classification data module (token sequences with one
+label each), so that ``pip install seqkit`` alone trains a many-to-one config.
 
 By default the data is generated (seeded, no download): each sequence is a run of random symbols
 with one marker ``#`` somewhere in it, and its class is the symbol right after the marker. A
@@ -16,7 +17,11 @@ import random
 from typing import Optional
 
 import torch
-from seqkit import Batch, DataError, Examples, SeqDataModule, Spec, Vocab, pad, require_file
+
+from seqkit.data import Examples, SeqDataModule, pad, require_file
+from seqkit.errors import DataError
+from seqkit.spec import Batch, Spec
+from seqkit.text import Vocab
 
 MARKER = "#"
 
