@@ -1,5 +1,6 @@
-"""Lightning plugins and callbacks seqkit installs: atomic checkpoint writes and the prediction
-writer (one output file, in input order, written once even under DDP)."""
+"""Lightning plugins and callbacks seqkit installs: atomic checkpoint writes, the prediction
+writer (one output file, in input order, written once even under DDP), a final ``last.ckpt``
+however training stops, and a compute-budget callback."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import csv
 import json
 import os
 import tempfile
+import time
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Literal, Optional
 
 import lightning.pytorch as pl
 import torch
@@ -45,6 +47,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         with atomic_write(path, "wb") as fh:
             torch.save(checkpoint, fh)
+            delay = float(os.environ.get("SEQKIT_TEST_SLOW_CKPT_WRITE", "0") or 0)
+            if delay:  # tests only: hold the write open so a kill can land inside it
+                time.sleep(delay)
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -111,3 +116,106 @@ def write_records(path: str, records: list[dict]) -> None:
         from seqkit.errors import SeqkitError
 
         raise SeqkitError(f"prediction.output: unknown format {ext or path!r}; use .csv, .jsonl or .txt")
+
+
+# -- stopping early, honestly ---------------------------------------------------------------------
+def _checkpoint_dir(trainer: pl.Trainer) -> Optional[str]:
+    callback = trainer.checkpoint_callback
+    dirpath = getattr(callback, "dirpath", None)
+    return os.fspath(dirpath) if dirpath else None
+
+
+def remove_stale_temp_files(directory: str) -> list[str]:
+    """Delete the temporary files that writes killed part-way left in ``directory``
+    (:func:`atomic_write` names them ``.<name>.<random>.tmp``); returns their names."""
+    removed = []
+    if not os.path.isdir(directory):
+        return removed
+    for name in os.listdir(directory):
+        if name.startswith(".") and name.endswith(".tmp"):
+            try:
+                os.unlink(os.path.join(directory, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
+class SaveOnStop(pl.Callback):
+    """Writes a final ``last.ckpt`` (atomically) however training ends: at the last epoch, when a
+    callback stops it (early stopping, :class:`TimeBudget`), at ``max_steps`` or ``max_time``
+    mid-epoch, on SIGTERM and on Ctrl-C. Also removes temporary files that killed checkpoint
+    writes left behind, when the checkpoint folder is next used. seqkit adds it to every fit."""
+
+    interrupted = False  # set when Ctrl-C stopped the run, so the command exits 130
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        callback = trainer.checkpoint_callback
+        if callback is not None and getattr(callback, "save_last", False) is None:
+            callback.save_last = True  # `fit --ckpt_path last` resumes from it
+        directory = _checkpoint_dir(trainer)
+        if directory and trainer.is_global_zero:
+            removed = remove_stale_temp_files(directory)
+            if removed:
+                rank_zero_info(f"seqkit: removed {len(removed)} unfinished checkpoint file(s) from {directory}")
+
+    def _save(self, trainer: pl.Trainer) -> None:
+        directory = _checkpoint_dir(trainer)
+        if directory is None or trainer.global_step == 0:
+            return
+        path = os.path.join(directory, "last.ckpt")
+        trainer.save_checkpoint(path)
+        rank_zero_info(f"seqkit: saved {path} at step {trainer.global_step}")
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._save(trainer)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
+            SaveOnStop.interrupted = isinstance(exception, KeyboardInterrupt)
+            self._save(trainer)
+
+
+class TimeBudget(pl.Callback):
+    """Stops training once ``seconds`` of CPU or wall-clock time have passed since fit started,
+    after the batch that crossed it; :class:`SaveOnStop` then writes ``last.ckpt``. Use it to
+    train at a fixed compute budget (``trainer.callbacks: [{class_path: seqkit.TimeBudget,
+    init_args: {seconds: 600, clock: cpu}}]``)."""
+
+    def __init__(self, seconds: float, clock: Literal["cpu", "wall"] = "wall") -> None:
+        """
+        Args:
+            seconds: The budget, in seconds (> 0).
+            clock: "cpu": this process's CPU time (time.process_time: fair on a shared machine);
+                "wall": elapsed time.
+        """
+        from seqkit.errors import SeqkitError
+
+        if seconds <= 0 or clock not in ("cpu", "wall"):
+            raise SeqkitError(f"TimeBudget: seconds must be > 0 and clock cpu or wall (got {seconds}, {clock!r})")
+        self.seconds, self.clock = float(seconds), clock
+        self._start: Optional[float] = None
+
+    def _now(self) -> float:
+        return time.process_time() if self.clock == "cpu" else time.monotonic()
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = self._now()
+
+    def elapsed(self) -> float:
+        return 0.0 if self._start is None else self._now() - self._start
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
+        over = self.elapsed() >= self.seconds
+        if trainer.world_size > 1:  # every rank stops at the same step
+            over = trainer.strategy.reduce_boolean_decision(over, all=False)
+        if over and not trainer.should_stop:
+            trainer.should_stop = True
+            rank_zero_info(f"seqkit: time budget of {self.seconds:g} {self.clock} seconds reached at step {trainer.global_step}")
+
+
+def default_callbacks() -> list[pl.Callback]:
+    """The callbacks seqkit adds to every run."""
+    return [SaveOnStop()]

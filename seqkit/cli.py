@@ -7,6 +7,8 @@ name in YAML. Errors a user can fix print as one line and exit non-zero.
 from __future__ import annotations
 
 import argparse
+import atexit
+import glob
 import json
 import os
 import re
@@ -20,7 +22,7 @@ from lightning.pytorch.loggers import CSVLogger
 from jsonargparse import lazy_instance
 
 from seqkit import plugins as _plugins
-from seqkit.callbacks import AtomicCheckpointIO, PredictionWriter
+from seqkit.callbacks import AtomicCheckpointIO, PredictionWriter, SaveOnStop, default_callbacks
 from seqkit.data import SeqDataModule
 from seqkit.errors import SeqkitError
 from seqkit.model import SequenceModel
@@ -96,7 +98,8 @@ def _explain(message: str) -> str:
             except Exception:  # noqa: BLE001 - the hint is optional
                 pass
         where = f"{key}: " if key else ""
-        return f"{where}unknown option {option.group(1)!r}{valid}"
+        layer = _layer_of(f"{key}.{option.group(1)}" if key else option.group(1))
+        return f"{where}unknown option {option.group(1)!r}{valid}" + (f" (set in {layer})" if layer else "")
     expected = [_type_name(t) for t in re.findall(r"Expected an? (.+?)(?:\. Got value|$)", message, flags=re.M)]
     expected = [e for e in expected if not e.startswith("path") and "dot import path" not in e]
     given = re.search(r"(?:Got value|Given value): (.+?)(?:\. Got value|$)", message, flags=re.M)
@@ -113,6 +116,8 @@ USAGE_EXTRA = """
 other commands:
   seqkit plugins [--json]   list installed plugins with their heads, data modules and encoders
   seqkit new-plugin NAME    generate a plugin package (hooks, head, data module, config, tests)
+  --debug (or SEQKIT_DEBUG=1) show the full traceback of an error
+  --config trainer/ddp_cpu  a trainer layer shipped with seqkit (bf16, ddp, ddp_cpu, fp16, fsdp, tensorboard)
 """
 
 
@@ -166,7 +171,9 @@ class SeqkitCLI(LightningCLI):
                 f"--ckpt_path {ckpt_path}: a new {self.subcommand} run has no checkpoints of its own; "
                 "give the checkpoint's path (runs/<name>/version_N/checkpoints/*.ckpt)"
             )
-        # "last", "best", "hpc", "registry" are resolved by Lightning itself later
+        if self.subcommand == "fit" and ckpt_path == "last":
+            # Lightning would look only in this new run's folder and silently start from step 0
+            ckpt_path = config["ckpt_path"] = _newest_last(config)
         is_file = bool(ckpt_path) and (os.path.sep in ckpt_path or ckpt_path.endswith(".ckpt"))
         self._checkpoint = _load_checkpoint(ckpt_path) if is_file else None
         try:
@@ -206,6 +213,24 @@ class SeqkitCLI(LightningCLI):
         strategy = self.trainer.strategy
         if type(strategy.checkpoint_io).__name__ == "TorchCheckpointIO":
             strategy.checkpoint_io = AtomicCheckpointIO()
+        have = {type(c) for c in self.trainer.callbacks}
+        self.trainer.callbacks.extend(c for c in default_callbacks() if type(c) not in have)
+
+
+def _newest_last(config) -> str:
+    """The newest ``last.ckpt`` of this config's run name: <save_dir>/<name>/version_*/checkpoints/."""
+    logger = config.get("trainer", {}).get("logger") if hasattr(config, "get") else None
+    init = getattr(logger, "init_args", None) if logger is not None and not isinstance(logger, bool) else None
+    save_dir = getattr(init, "save_dir", None) or "runs"
+    name = getattr(init, "name", None) or "seqkit"
+    root = os.path.join(os.fspath(save_dir), name)
+    found = []
+    for path in glob.glob(os.path.join(glob.escape(root), "version_*", "checkpoints", "last.ckpt")):
+        version = os.path.basename(os.path.dirname(os.path.dirname(path)))[len("version_"):]
+        found.append((int(version) if version.isdigit() else -1, os.path.getmtime(path), path))
+    if not found:
+        raise SeqkitError(f"--ckpt_path last: no last.ckpt of run {name!r} under {root}/version_*/checkpoints/")
+    return max(found)[2]
 
 
 _CHECKPOINTS: dict[str, dict] = {}  # read once per command
@@ -233,10 +258,9 @@ def _read_checkpoint(path: str) -> dict:
 
 
 def _config_from_checkpoint(argv: list[str]) -> list[str]:
-    """``seqkit predict --ckpt_path X`` with no --config: use the config saved in the checkpoint."""
+    """``seqkit predict --ckpt_path X``: the config saved in the checkpoint comes first, so no
+    --config is needed; --config layers given too (a trainer layer, a task config) override it."""
     if not argv or argv[0] not in ("validate", "test", "predict"):
-        return argv
-    if any(a in ("-c", "--config") or a.startswith("--config=") for a in argv):
         return argv
     ckpt_path = None
     for i, a in enumerate(argv):
@@ -252,12 +276,106 @@ def _config_from_checkpoint(argv: list[str]) -> list[str]:
     fd, tmp = tempfile.mkstemp(prefix="seqkit-ckpt-config-", suffix=".yaml")
     with os.fdopen(fd, "w") as fh:
         fh.write(saved)
+    atexit.register(lambda: os.path.exists(tmp) and os.unlink(tmp))
+    _LAYERS[tmp] = f"the config saved in {ckpt_path}"
     return [argv[0], "--config", tmp, *argv[1:]]
+
+
+PACKAGED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+_LAYERS: dict[str, str] = {}  # config file given -> how to name it in errors
+
+
+def _config_layers(argv: list[str]) -> list[str]:
+    """Check every --config layer before LightningCLI sees it: a name like ``trainer/ddp_cpu``
+    that is no file resolves to the layer shipped with seqkit; YAML syntax errors name the file
+    and line; an empty layer is dropped (a no-op)."""
+    import yaml
+
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("-c", "--config") and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 2
+        elif a.startswith("--config="):
+            value, i = a.split("=", 1)[1], i + 1
+        else:
+            out.append(a)
+            i += 1
+            continue
+        path = value
+        if not os.path.exists(path):
+            shipped = os.path.join(PACKAGED, value if value.endswith((".yaml", ".yml")) else f"{value}.yaml")
+            if os.path.exists(shipped):
+                path = shipped
+            else:
+                names = sorted(f"trainer/{n[:-5]}" for n in os.listdir(os.path.join(PACKAGED, "trainer")))
+                raise SeqkitError(f"--config: file not found: {value} (layers shipped with seqkit: {', '.join(names)})")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                loaded = yaml.safe_load(fh)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"{path}:{mark.line + 1}" if mark is not None else path
+            raise SeqkitError(f"{where}: YAML syntax error: {exc.problem or exc.context}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SeqkitError(f"--config: cannot read {path}: {exc}") from None
+        if loaded is None:
+            continue  # an empty layer changes nothing
+        if not isinstance(loaded, dict):
+            raise SeqkitError(f"{path}: a config must be a mapping of keys (model:, data:, trainer: ...), "
+                              f"got a {type(loaded).__name__}")
+        _LAYERS.setdefault(path, path)
+        out += ["--config", path]
+    return out
+
+
+def _layer_of(key: str) -> str | None:
+    """The last --config layer that sets ``key`` (dotted), for errors about it."""
+    import yaml
+
+    parts = [p for p in key.split(".") if p != "init_args"]
+    found = None
+    for path, name in _LAYERS.items():
+        try:
+            with open(path, encoding="utf-8") as fh:
+                node = yaml.safe_load(fh)
+        except Exception:  # noqa: BLE001 - a hint only
+            continue
+        for part in parts:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, dict) and isinstance(node.get("init_args"), dict) and part in node["init_args"]:
+                node = node["init_args"][part]
+            else:
+                break
+        else:
+            found = name
+    return found
+
+
+# Where a ValueError or MisconfigurationException is the user's setting, not a bug: Lightning's
+# accelerator/strategy/precision checks and torch's optimizer argument checks.
+_SETTING_MODULES = ("lightning.pytorch.trainer.connectors", "lightning.fabric.connector", "lightning.pytorch.strategies",
+                    "lightning.pytorch.accelerators", "lightning.fabric.accelerators", "lightning.pytorch.plugins.precision",
+                    "torch.optim")
+
+
+def _raised_in(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    module = ""
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        tb = tb.tb_next
+    return module
 
 
 def _user_error(exc: BaseException) -> str | None:
     """The message of the SeqkitError behind ``exc`` (jsonargparse and Lightning wrap errors
-    raised while classes are instantiated), or None for a genuine bug."""
+    raised while classes are instantiated), a setting Lightning or torch refused, or None for a
+    genuine bug."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -265,6 +383,15 @@ def _user_error(exc: BaseException) -> str | None:
             return str(exc)
         if isinstance(exc, FileNotFoundError) and exc.filename:
             return f"file not found: {exc.filename}"
+        if isinstance(exc, (ValueError, MisconfigurationException, RuntimeError)):
+            where = _raised_in(exc)
+            if where.startswith(_SETTING_MODULES) or (isinstance(exc, MisconfigurationException) and "GPU" in str(exc)):
+                prefix = "optimizer: " if where.startswith("torch.optim") else "trainer: "
+                text = " ".join(str(exc).split())
+                if "gpu backend" in text.lower() or "cuda" in text.lower() and "not available" in text.lower():
+                    text = (f"this config needs a GPU and none was found ({text}); on CPU use "
+                            "--config trainer/ddp_cpu or --trainer.accelerator=cpu")
+                return prefix + text
         exc = exc.__cause__ or exc.__context__
     return None
 
@@ -302,6 +429,8 @@ _default_showwarning = warnings.showwarning
 
 def main(argv: Optional[list[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("SEQKIT_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+    argv = [a for a in argv if a != "--debug"]
     warnings.showwarning = _show_plugin_warning
     try:
         if argv[:1] == ["plugins"]:
@@ -311,14 +440,19 @@ def main(argv: Optional[list[str]] = None) -> None:
 
             sys.exit(new_plugin_command(argv[1:]))
         _plugins.get_registry()
-        argv = _config_from_checkpoint(argv)
+        argv = _config_layers(_config_from_checkpoint(argv))
         warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
         # seqkit's LengthBucketSampler returns every index when predicting (writers dedupe DDP padding)
         warnings.filterwarnings("ignore", message=".*custom batch sampler `LengthBucketSampler` for prediction.*")
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
         SeqkitCLI(args=argv)
+    except SystemExit as exc:
+        if SaveOnStop.interrupted:  # Lightning exits 1 after its clean Ctrl-C shutdown
+            sys.stderr.write("seqkit: interrupted (last.ckpt saved)\n")
+            sys.exit(130)
+        raise exc
     except Exception as exc:  # noqa: BLE001
-        user_error = _user_error(exc)
+        user_error = None if debug else _user_error(exc)
         if user_error is None:
             raise
         sys.stderr.write(f"seqkit: error: {user_error}\n")
