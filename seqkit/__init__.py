@@ -3,11 +3,11 @@
 This module's ``__all__`` is the public API for plugin authors; everything else may change.
 """
 
-__version__ = "0.1.0"
+from seqkit._version import __version__
 
-from seqkit.callbacks import PredictionWriter, atomic_write
+from seqkit.callbacks import PredictionWriter, SaveOnStop, TimeBudget, atomic_write
 from seqkit.data import Examples, LengthBucketSampler, Loader, OnBad, SeqDataModule, pad, require_file
-from seqkit.decoding import Hypotheses, beam_search, greedy_search
+from seqkit.seq2seq.search import Hypotheses, beam_search, greedy_search
 from seqkit.encoders import FeatureProjection, InputEncoder, TokenEmbedding
 from seqkit.errors import DataError, SeqkitError
 from seqkit.head import EncodeFn, Head, records_for
@@ -17,6 +17,7 @@ from seqkit.lstm import LSTMStack, RecurrentStack, final_hidden
 from seqkit.model import SequenceModel
 from seqkit.spec import Batch, Encoded, Spec, State, last_step, length_mask
 from seqkit.srn import SimpleRNNStack
+from seqkit.tables import read_table
 from seqkit.tbptt import StreamChunks
 from seqkit.text import Tokenizer, Vocab
 
@@ -39,6 +40,7 @@ __all__ = [
     "PredictionWriter",
     "RecurrentStack",
     "SeqDataModule",
+    "SaveOnStop",
     "SeqkitError",
     "SequenceModel",
     "SimpleRNNStack",
@@ -46,6 +48,7 @@ __all__ = [
     "State",
     "StreamChunks",
     "TokenEmbedding",
+    "TimeBudget",
     "Tokenizer",
     "Vocab",
     "atomic_write",
@@ -56,11 +59,7 @@ __all__ = [
     "last_step",
     "length_mask",
     "pad",
+    "read_table",
     "records_for",
     "require_file",
 ]
-
-
-def api_bases() -> dict:
-    """The base classes plugins register against, by name (used by the plugin loader)."""
-    return {"Head": Head, "SeqDataModule": SeqDataModule, "InputEncoder": InputEncoder}

@@ -181,6 +181,11 @@ class SeqkitCLI(LightningCLI):
         except Exception:  # noqa: BLE001 - the dump is a convenience kept in checkpoints
             self._resolved_yaml = None
 
+    def _parse_ckpt_path(self) -> None:
+        # Lightning reads the checkpoint here for saved hyperparameters, which seqkit never stores
+        # (the resolved config travels as text): skip it, so the file is read once, by seqkit
+        return None
+
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)
         if kwargs.get("weights_only") is False:

@@ -163,9 +163,19 @@ def load_entry_points(pm: pluggy.PluginManager, registry: Registry, group: str =
             info.distribution, info.version = ep.dist.name, ep.dist.version
 
 
+def api_bases() -> dict:
+    """The base classes plugins register against, by name."""
+    from seqkit.data import SeqDataModule
+    from seqkit.encoders import InputEncoder
+    from seqkit.head import Head
+
+    return {"Head": Head, "SeqDataModule": SeqDataModule, "InputEncoder": InputEncoder}
+
+
 def collect(pm: pluggy.PluginManager, registry: Registry) -> None:
-    """Validate hook names, then call each plugin's register hooks, in plugin-name order."""
-    from seqkit import api_bases
+    """Validate hook names, then call each plugin's register hooks, in plugin-name order. A
+    plugin whose hook raises is skipped with a warning naming it (an error with
+    SEQKIT_STRICT_PLUGINS=1); the classes it had registered are taken back."""
 
     try:
         pm.check_pending()
@@ -180,10 +190,33 @@ def collect(pm: pluggy.PluginManager, registry: Registry) -> None:
             plugin = impl.plugin_name
             registry.plugins.setdefault(plugin, PluginInfo(plugin))
 
+            if plugin in registry.skipped:
+                continue
+
             def register(cls: object, _plugin: str = plugin, _kind: str = kind, _base: type = base) -> None:
                 registry.register(_plugin, _kind, _base, cls)
 
-            impl.function(register=register)
+            try:
+                impl.function(register=register)
+            except PluginError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one broken plugin must not take the CLI down
+                _skip_plugin(pm, registry, plugin, hook_name, exc)
+
+
+def _skip_plugin(pm: pluggy.PluginManager, registry: Registry, plugin: str, hook_name: str, exc: Exception) -> None:
+    entry = next((f"{ep.name} = {ep.value}" for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == plugin), plugin)
+    reason = f"{type(exc).__name__}: {exc}"
+    if _strict():
+        raise PluginError(f"plugin {plugin!r} (entry point {entry}): {hook_name} raised {reason}") from exc
+    for kind_classes in registry.classes.values():
+        for name in [n for n, _ in kind_classes.items() if registry.owner.get(n) == plugin]:
+            del kind_classes[name]
+            del registry.owner[name]
+    registry.plugins.pop(plugin, None)
+    registry.skipped[plugin] = f"{hook_name} raised {reason}"
+    warnings.warn(f"seqkit: skipping plugin {plugin!r} (entry point {entry}): its {hook_name} raised {reason}. "
+                  f"Set {STRICT_ENV}=1 to make this an error.", PluginLoadWarning, stacklevel=2)
 
 
 _REGISTRY: Registry | None = None
@@ -196,11 +229,11 @@ def get_registry(extra_plugins: Iterable[tuple[str, object]] = (), reload: bool 
         return _REGISTRY
     pm = new_plugin_manager()
     registry = Registry()
-    from seqkit import _builtin
+    from seqkit import _builtin  # noqa: F401 - the module, not the package's names
 
     pm.register(_builtin, name="seqkit")
     info = registry.plugins.setdefault("seqkit", PluginInfo("seqkit"))
-    from seqkit import __version__
+    from seqkit._version import __version__
 
     info.distribution, info.version = "seqkit", __version__
     for name, obj in extra_plugins:

@@ -131,7 +131,9 @@ def _plugin_sources() -> list[Path]:
 
 def test_no_head_reaches_into_the_model_or_untyped_extras():
     offenders = []
-    for path in [*_plugin_sources(), *CORE.rglob("*.py")]:
+    # heads live in plugins and in the core's head modules; the CLI, export and the X-ray own the model
+    core_heads = [CORE / "head.py", CORE / "heads.py", *(CORE / "seq2seq").glob("*.py")]
+    for path in [*_plugin_sources(), *core_heads]:
         text = path.read_text(encoding="utf-8")
         for pattern, what in FORBIDDEN:
             for m in pattern.finditer(text):
