@@ -5,6 +5,7 @@ however training stops, and a compute-budget callback."""
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import os
 import tempfile
@@ -125,17 +126,25 @@ def _checkpoint_dir(trainer: pl.Trainer) -> Optional[str]:
     return os.fspath(dirpath) if dirpath else None
 
 
-def remove_stale_temp_files(directory: str) -> list[str]:
+_STARTED = time.time()
+
+
+def remove_stale_temp_files(directory: str, older_than: float | None = None) -> list[str]:
     """Delete the temporary files that writes killed part-way left in ``directory``
-    (:func:`atomic_write` names them ``.<name>.<random>.tmp``); returns their names."""
+    (:func:`atomic_write` names them ``.<name>.<random>.tmp``), last modified before
+    ``older_than`` (default: when this process started, so no live write is touched); returns
+    their paths."""
+    older_than = _STARTED if older_than is None else older_than
     removed = []
     if not os.path.isdir(directory):
         return removed
     for name in os.listdir(directory):
+        path = os.path.join(directory, name)
         if name.startswith(".") and name.endswith(".tmp"):
             try:
-                os.unlink(os.path.join(directory, name))
-                removed.append(name)
+                if os.path.getmtime(path) < older_than:
+                    os.unlink(path)
+                    removed.append(path)
             except OSError:
                 pass
     return removed
@@ -155,9 +164,12 @@ class SaveOnStop(pl.Callback):
             callback.save_last = True  # `fit --ckpt_path last` resumes from it
         directory = _checkpoint_dir(trainer)
         if directory and trainer.is_global_zero:
-            removed = remove_stale_temp_files(directory)
+            # this run's folder and its earlier versions (runs/<name>/version_*/checkpoints)
+            run_root = os.path.dirname(os.path.dirname(os.path.abspath(directory)))
+            folders = {directory, *glob.glob(os.path.join(glob.escape(run_root), "version_*", "checkpoints"))}
+            removed = [p for folder in sorted(folders) for p in remove_stale_temp_files(folder)]
             if removed:
-                rank_zero_info(f"seqkit: removed {len(removed)} unfinished checkpoint file(s) from {directory}")
+                rank_zero_info(f"seqkit: removed {len(removed)} unfinished checkpoint write(s): {', '.join(removed)}")
 
     def _save(self, trainer: pl.Trainer) -> None:
         directory = _checkpoint_dir(trainer)

@@ -122,9 +122,9 @@ def test_time_budget_stops_and_saves(tmp_path):
     assert 0 < saved["global_step"] < 50 * 12
 
 
-def _fit(tmp_path: Path, layer: Path, resume: bool, slow_write: bool) -> subprocess.Popen:
+def _fit(tmp_path: Path, layer: Path, resume: bool, slow_write: bool, max_steps: int = 100_000) -> subprocess.Popen:
     args = [sys.executable, "-m", "seqkit", "fit", "--config", CONFIG, "--config", str(layer), *TINY,
-            "--trainer.max_steps=60", *logger_args(tmp_path)]
+            f"--trainer.max_steps={max_steps}", "--trainer.max_epochs=-1", *logger_args(tmp_path)]
     if resume:
         args.append("--ckpt_path=last")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SEQKIT_TEST_SLOW_CKPT_WRITE": "0.7" if slow_write else "0"}
@@ -144,7 +144,7 @@ def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 120) -> bool:
 def test_sigkill_at_random_moments_then_resume(tmp_path):
     layer = tmp_path / "every2.yaml"
     layer.write_text("trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.ModelCheckpoint\n"
-                     "      init_args: {every_n_train_steps: 2, save_last: true, save_top_k: 1}\n")
+                     "      init_args: {every_n_train_steps: 10, save_last: true, save_top_k: 1}\n")
     rng = random.Random(7)
     step_before = 0
     for kill in range(5):
@@ -152,10 +152,16 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
         proc = _fit(tmp_path, layer, resume=kill > 0, slow_write=in_write)
         if in_write:
             hit = _wait_for(lambda: any(tmp_path.rglob(".*.tmp")), proc)
-            assert hit, "no checkpoint write was seen to kill"
+            if not hit:
+                proc.kill()
+                proc.wait()
+                raise AssertionError(f"no checkpoint write was seen to kill (exit {proc.returncode}): "
+                                     f"{proc.stderr.read()[-3000:]}")
         else:
-            _wait_for(lambda: any(tmp_path.rglob("*.ckpt")) if kill == 0 else True, proc)
-            time.sleep(rng.uniform(0.5, 3.0))
+            # kill at a random moment after this run saved its first checkpoint
+            seen = {str(p) for p in tmp_path.rglob("*.ckpt")}
+            _wait_for(lambda: any(str(p) not in seen for p in tmp_path.rglob("*.ckpt")), proc)
+            time.sleep(rng.uniform(0.0, 2.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         for ckpt in _ckpts(tmp_path):  # everything left on disk loads, safely
@@ -165,11 +171,13 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
             step = torch.load(max(lasts, key=os.path.getmtime), weights_only=True)["global_step"]
             assert step >= step_before  # never goes back
             step_before = step
-    final = _fit(tmp_path, layer, resume=True, slow_write=False)
+    assert step_before > 0
+    target = step_before + 20
+    final = _fit(tmp_path, layer, resume=True, slow_write=False, max_steps=target)
     _, err = final.communicate(timeout=300)
     assert final.returncode == 0, err[-3000:]
     assert not list(tmp_path.rglob(".*.tmp")), "a killed write's temporary file survived the next run"
     newest = torch.load(max(tmp_path.rglob("last.ckpt"), key=os.path.getmtime), weights_only=True)
-    assert newest["global_step"] == 60
+    assert newest["global_step"] == target
     adam = newest["optimizer_states"][0]["state"]
-    assert int(next(iter(adam.values()))["step"]) == 60
+    assert int(next(iter(adam.values()))["step"]) == target
