@@ -11,6 +11,22 @@ give each one's median time relative to raw nn.LSTM's in the same run:
 
     ratio <config> plain=<x> peephole=<x> cifg=<x>
 
+``--lengths`` times instead what training runs: the stack called with ``lengths`` (all equal to T,
+or ragged: lognormal, clipped to [5, T]) against raw nn.LSTM on the same padded batch without
+lengths (which computes every padded step, so it does at least as much work). Each seqkit run is
+paired with a baseline run right before or after it (the order alternates), and each line gives
+the median (min-max) of the per-pair ratios:
+
+    lengths <size> <equal|ragged> <impl> <median> (<min>-<max>)
+
+    python benchmarks/lstm_speed.py --lengths --threads 1 --clock cpu
+    python benchmarks/lstm_speed.py --lengths --impls plain,layer_norm --sizes s
+
+``--pack-vs-dense`` times the torch backend's two ways with ragged lengths against each other
+(packed time / dense time per pair; > 1: dense wins), and says which one LSTMStack picks:
+
+    pack/dense <size> <lengths> <median> (<min>-<max>) picks <packed|dense>
+
 Configurations (batch B, steps T, input size I, hidden size H, layers L):
     a: B=64, T=100,  I=64,  H=128, L=1
     b: B=32, T=200,  I=256, H=512, L=2
@@ -91,6 +107,135 @@ def bench(key: str, runs: int, warmup: int, device: torch.device, clock=time.per
     return times
 
 
+SIZES = {  # the sizes of issue 13: batch B, steps T, hidden size H (input size I = H)
+    "s": dict(B=16, T=20, H=64),
+    "m": dict(B=32, T=100, H=256),
+    "l": dict(B=64, T=50, H=512),
+}
+# plain, then every variant of seqkit's own recurrence, then the two add-ons on vanilla
+LENGTH_IMPLS = ("plain", "peephole", "nig", "nfg", "nog", "niaf", "noaf", "cifg", "fgr", "layer_norm")
+
+
+def build_with_lengths(name: str, I: int, H: int) -> LSTMStack:
+    if name == "plain":
+        return LSTMStack(I, H)
+    if name == "layer_norm":
+        return LSTMStack(I, H, layer_norm=True)
+    return LSTMStack(I, H, variant=name)
+
+
+def make_lengths(kind: str, B: int, T: int, gen: torch.Generator) -> torch.Tensor:
+    """All T, or lognormal around T/2, clipped to [5, T] (integers)."""
+    if kind == "equal":
+        return torch.full((B,), T, dtype=torch.long)
+    z = torch.randn(B, generator=gen)
+    return (torch.exp(torch.log(torch.tensor(T / 2.0)) + 0.6 * z)).round().long().clamp(5, T)
+
+
+def bench_lengths(size: str, kind: str, impls, pairs: int, warmup: int, clock) -> dict[str, list[float]]:
+    """Per-pair ratios seqkit-with-lengths / raw-nn.LSTM-padded, forward + backward."""
+    c = SIZES[size]
+    B, T, H = c["B"], c["T"], c["H"]
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    raw = _Raw(H, H, 1)
+    x = torch.randn(B, T, H, requires_grad=True)
+    grad = torch.randn(B, T, H)
+    ratios: dict[str, list[float]] = {}
+    for name in impls:
+        model = build_with_lengths(name, H, H)
+        lens = make_lengths(kind, B, T, gen)
+
+        def ours():
+            model.zero_grad(set_to_none=True)
+            x.grad = None
+            t0 = clock()
+            out, _ = model(x, lens)
+            out.backward(grad)
+            return clock() - t0
+
+        def base():
+            return one_run(raw, x, grad, torch.device("cpu"), clock)
+
+        ratios[name] = []
+        for r in range(warmup + pairs):
+            if r % 2:  # alternate which of the pair goes first
+                tb, ts = base(), ours()
+            else:
+                ts, tb = ours(), base()
+            if r >= warmup:
+                ratios[name].append(ts / tb)
+    return ratios
+
+
+def main_lengths(args) -> None:
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    impls = args.impls.split(",") if args.impls else LENGTH_IMPLS
+    print(f"torch {torch.__version__}, CPU, {torch.get_num_threads()} threads, {args.clock} clock; "
+          f"forward + backward with lengths vs raw nn.LSTM padded without lengths; "
+          f"median (min-max) of {args.runs} interleaved pairs")
+    for size in args.sizes:
+        c = SIZES[size]
+        for kind in ("equal", "ragged"):
+            ratios = bench_lengths(size, kind, impls, args.runs, args.warmup, clock)
+            for name, rs in ratios.items():
+                print(f"lengths B{c['B']}-T{c['T']}-H{c['H']} {kind:<6} {name:<10} {statistics.median(rs):.2f} "
+                      f"({min(rs):.2f}-{max(rs):.2f})", flush=True)
+
+
+def skewed_lengths(B: int, T: int, long: int) -> torch.Tensor:
+    """``long`` sequences of length T, the rest of length 5: where packing saves the most."""
+    lens = torch.full((B,), 5, dtype=torch.long)
+    lens[:long] = T
+    return lens
+
+
+def main_pack_vs_dense(args) -> None:
+    from seqkit import lstm as lstm_mod
+
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    print(f"torch {torch.__version__}, CPU, {torch.get_num_threads()} threads, {args.clock} clock; torch backend "
+          f"with ragged lengths, forward + backward, packed time / dense time, median (min-max) of {args.runs} pairs")
+    gen = torch.Generator().manual_seed(0)
+    cases = []
+    for size in args.sizes:
+        c = SIZES[size]
+        cases.append((size, "lognormal", make_lengths("ragged", c["B"], c["T"], gen)))
+        cases.append((size, "1-long-rest-5", skewed_lengths(c["B"], c["T"], 1)))
+        cases.append((size, "quarter-long", skewed_lengths(c["B"], c["T"], c["B"] // 4)))
+    for size, name, lens in cases:
+        c = SIZES[size]
+        B, T, H = c["B"], c["T"], c["H"]
+        torch.manual_seed(0)
+        model = LSTMStack(H, H)
+        x = torch.randn(B, T, H, requires_grad=True)
+        grad = torch.randn(B, T, H)
+        picks = "packed" if model._pack(lens, int(lens.max())) else "dense"
+
+        def run(pack: bool) -> float:
+            lstm_mod._FORCE["torch"] = pack
+            try:
+                model.zero_grad(set_to_none=True)
+                x.grad = None
+                t0 = clock()
+                out, _ = model(x, lens)
+                out.backward(grad)
+                return clock() - t0
+            finally:
+                lstm_mod._FORCE.pop("torch", None)
+
+        rs = []
+        for r in range(args.warmup + args.runs):
+            if r % 2:
+                td, tp = run(False), run(True)
+            else:
+                tp, td = run(True), run(False)
+            if r >= args.warmup:
+                rs.append(tp / td)
+        print(f"pack/dense B{B}-T{T}-H{H} {name:<14} {statistics.median(rs):.2f} ({min(rs):.2f}-{max(rs):.2f}) "
+              f"picks {picks}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -101,7 +246,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall: elapsed time (default); cpu: this process's CPU time, steadier on a busy "
                              "machine, meaningful with --threads 1 on CPU only")
+    parser.add_argument("--lengths", action="store_true",
+                        help="time the stack with lengths (equal, ragged) against padded nn.LSTM (module docstring)")
+    parser.add_argument("--sizes", default="sml", help="with --lengths: which sizes, of s, m, l (default: sml)")
+    parser.add_argument("--impls", default="",
+                        help=f"with --lengths: comma-separated, of {','.join(LENGTH_IMPLS)} (default: all)")
+    parser.add_argument("--pack-vs-dense", action="store_true",
+                        help="time the torch backend packed against dense with ragged lengths (module docstring)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.pack_vs_dense:
+        return main_pack_vs_dense(args)
+    if args.lengths:
+        if args.device != "cpu":
+            parser.error("--lengths: CPU only")
+        return main_lengths(args)
     if args.runs < 5:
         parser.error("--runs must be at least 5")
     device = torch.device(args.device)

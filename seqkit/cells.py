@@ -498,6 +498,17 @@ def _onednn_ok() -> bool:
     return _ONEDNN["ok"]
 
 
+def torch_lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, weights: List[Tensor], train: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    """One layer in one direction of torch's own LSTM kernel (oneDNN on CPU), batch first, with
+    the given weights ``[w_ih, w_hh, b_ih, b_hh]`` (+ ``w_hr`` with a projection), in nn.LSTM's
+    gate order (i, f, g, o). h0, c0: (1, B, ·). Returns out (B, T, P), h_T, C_T (1, B, ·).
+
+    ``torch.lstm`` is the undocumented op nn.LSTM.forward itself calls; it is the only way to run
+    that kernel with weights of our own making (seqkit.lstm adds a column to w_ih). Kept here,
+    with the other private torch APIs, and guarded by tests/test_lstm_dense.py."""
+    return torch.lstm(x, (h0, c0), weights, True, 1, 0.0, train, False, True)
+
+
 def _pack(w: Tensor, batch: int) -> Optional[Tensor]:
     """oneDNN-prepacked copy of ``w`` (N, K) for ``x @ w.T``, or None where addmm is faster."""
     if w.device.type != "cpu" or w.dtype != torch.float32 or w.numel() < _ONEDNN_MIN_WEIGHT or not _onednn_ok():
@@ -707,9 +718,13 @@ class LSTMLayer(nn.Module):
         var, mean = torch.var_mean(z, -1, correction=0, keepdim=True)
         return torch.addcmul(self.bias, (z - mean) * torch.rsqrt(var + _LN_EPS), self.ln_ih)
 
-    def scan(self, xp: Tensor, h0: Tensor, c0: Tensor, batch_sizes: List[int]) -> tuple[Tensor, Tensor, Tensor]:
-        """The recurrence over projected inputs (T, B, G*H), batch sorted by decreasing length.
-        Returns outputs (T, B, P) with zeros past each sequence's end, and the final (h, C)."""
+    def scan(self, xp: Tensor, h0: Tensor, c0: Tensor, batch_sizes: List[int] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """The recurrence over projected inputs (T, B, G*H). Without ``batch_sizes`` every row
+        runs every step; with them the batch is sorted by decreasing length and step t computes
+        only its first ``batch_sizes[t]`` rows. Returns outputs (T, B, P), zero past each
+        sequence's end, and the final (h, C)."""
+        if batch_sizes is None:
+            batch_sizes = [xp.shape[1]] * xp.shape[0]
         return _Scan.apply(xp.contiguous(), h0.contiguous(), c0.contiguous(), self.weight_hh, self.weight_gg,
                            self.peephole, self.weight_hr, self.ln_hh, self.ln_c_weight, self.ln_c_bias,
                            batch_sizes, self.spec, self.hidden_size)

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqkit.lstm import RecurrentStack, State
+from seqkit.ranges import PositiveInt, Probability
 
 
 class SimpleRNNStack(RecurrentStack):
@@ -34,10 +35,10 @@ class SimpleRNNStack(RecurrentStack):
     def __init__(
         self,
         input_size: int,
-        hidden_size: int = 128,
-        num_layers: int = 1,
+        hidden_size: PositiveInt = 128,
+        num_layers: PositiveInt = 1,
         bidirectional: bool = False,
-        dropout: float = 0.0,
+        dropout: Probability = 0.0,
         nonlinearity: Literal["tanh", "relu"] = "tanh",
     ) -> None:
         """
