@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from seqkit.errors import DataError
 from seqkit.spec import Batch, Spec
+from seqkit.ranges import NonNegativeInt, PositiveInt
 
 OnBad = Literal["error", "skip"]
 """What a reader does with a malformed line or row: ``error`` stops with file and line, ``skip``
@@ -139,11 +140,11 @@ class Loader:
         drop_last: Drop the last, smaller training batch.
     """
 
-    batch_size: int = 32
-    eval_batch_size: Optional[int] = None
-    num_workers: int = 0
+    batch_size: PositiveInt = 32
+    eval_batch_size: Optional[PositiveInt] = None
+    num_workers: NonNegativeInt = 0
     bucket: bool = True
-    pool: int = 50
+    pool: PositiveInt = 50
     drop_last: bool = False
 
     def __post_init__(self) -> None:

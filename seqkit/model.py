@@ -21,6 +21,7 @@ from seqkit.encoders import InputEncoder, default_encoder
 from seqkit.errors import SeqkitError
 from seqkit.head import Head, _names
 from seqkit.lstm import LSTMStack, RecurrentStack, final_hidden
+from seqkit.ranges import PositiveFloat, PositiveInt
 from seqkit.spec import Batch, Encoded, Spec, State, last_step
 
 
@@ -60,8 +61,8 @@ class SequenceModel(pl.LightningModule):
         rnn: Optional[Callable[[int], RecurrentStack]] = LSTMStack,
         encoder: Optional[Callable[[Spec], InputEncoder]] = None,
         spec: Optional[Any] = None,
-        tbptt_steps: Optional[int] = None,
-        gradient_clip_val: Optional[float] = 1.0,
+        tbptt_steps: Optional[PositiveInt] = None,
+        gradient_clip_val: Optional[PositiveFloat] = 1.0,
     ) -> None:
         """
         Args:

@@ -9,7 +9,7 @@
         check_datamodule(MyData, num_train=64)           # spec, setup, collate, state, DDP shards
 
     def test_head():
-        check_head(MyHead, MyData(num_train=64, batch_size=8))
+        check_head(MyHead, MyData(num_train=64, loader={"batch_size": 8}))
 
 Each check runs the object the way seqkit's CLI and Lightning will (one CPU process, a few tiny
 steps) and raises :class:`ContractError` (an ``AssertionError``) naming the class, the check and
@@ -17,8 +17,13 @@ what was wrong, so pytest shows one readable failure. They mirror the contract i
 ``seqkit/head.py`` and ``seqkit/data.py``; what DDP needs (every parameter used in a training
 step, equal batch counts on every rank) is checked here on one process, where it is cheap.
 
+``check_head`` and ``check_datamodule`` are sequences of small ``_check_*`` functions, one per
+named check, run in the order their docstrings list; each returns a :class:`ContractReport`.
+
 :func:`isolated_registry` (and the ``seqkit_plugins`` pytest fixture) gives a plugin registry that
 holds only the plugins you name, and puts the previous one back afterwards.
+
+This module's ``__all__`` is public API, like ``seqkit.__all__``.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import os
 import io
+import os
 import json
 import logging
 import math
@@ -302,64 +307,45 @@ def _garbage_targets(batch: Batch, spec: Spec) -> Batch | None:
 
 
 # -- heads ----------------------------------------------------------------------------------------
-def check_head(
-    head: type[Head],
-    data: SeqDataModule,
-    head_args: dict | None = None,
-    rnn: Callable[[int], Any] | None = DEFAULT_RNN,
-    encoder: Callable[[Spec], Any] | None = None,
-    seed: int = 0,
-    tol: float = 1e-4,
-) -> ContractReport:
-    """Check a head class against the contract, on batches of ``data`` (a data module instance).
-
-    Builds ``SequenceModel(head, rnn, encoder)`` from the data's spec, then checks: the head
-    builds with no lazy layers; a training step gives a finite scalar loss and a finite gradient
-    for every parameter (an unused parameter fails under DDP); val/test steps give finite losses
-    and metrics; ``predict`` gives one JSON-serialisable record with ``index`` per example;
-    padding never changes the loss or the predictions, and an example predicted alone gets the
-    record it gets in a padded batch (``lengths`` are honoured); stage metrics
-    are reset at every epoch by a real Trainer; and the weights survive a Lightning checkpoint
-    round trip with identical outputs.
-
-    Args:
-        head: The Head subclass.
-        data: A data module whose batches the head is meant for (tiny sizes keep this fast).
-        head_args: ``init_args`` for the head, as in YAML.
-        rnn: The recurrent stack (a callable taking the input size); None for heads with their own
-            decoder (``rnn: null`` in YAML).
-        encoder: The input encoder (a callable taking the spec); None for seqkit's default.
-        seed: Seed for the weights and the data order.
-        tol: Tolerance when comparing outputs.
-    """
-    c = _Checker(head.__name__)
-    head_args = dict(head_args or {})
+# check_head runs these in order; each takes the checker and raises ContractError on the first
+# problem it finds.
+def _check_head_class(c: _Checker, head: type[Head]) -> str:
+    """A Head subclass with a known prediction format; returns the format."""
     if not (isinstance(head, type) and issubclass(head, Head)):
         c.fail("class", f"{head!r} is not a subclass of seqkit.Head")
     fmt = getattr(head, "prediction_format", "csv")
     if fmt not in _FORMATS:
         c.fail("prediction_format", f"{fmt!r} is not one of {', '.join(_FORMATS)}")
+    return fmt
+
+
+def _head_batches(c: _Checker, data: SeqDataModule, seed: int) -> tuple[list[Batch], list[Batch]]:
+    """Up to two training and two validation batches of ``data`` (set up for fitting)."""
     data.prepare_data()
     data.setup("fit")
-    spec = data.spec
     torch.manual_seed(seed)
     batches = _first_batches(data.train_dataloader(), 2)
     val_batches = _first_batches(data.val_dataloader(), 2)
     if not batches or not val_batches:
         c.fail("data", f"{type(data).__name__} gave no training or validation batches")
-    batch, vbatch = batches[0], val_batches[0]
+    return batches, val_batches
 
-    # 1. builds from the spec, with every layer's size known (lazy layers break DDP)
+
+def _check_builds(c: _Checker, build: Callable[[int], SequenceModel], seed: int) -> SequenceModel:
+    """The model builds from the spec, with every layer's size known (lazy layers break DDP)."""
     try:
-        model = _build(head, spec, head_args, rnn, encoder, seed)
+        model = build(seed)
     except Exception as exc:  # noqa: BLE001 - report any construction failure as a contract failure
         c.fail("builds from spec", f"{type(exc).__name__}: {exc}")
     lazy = [n for n, p in model.named_parameters() if isinstance(p, UninitializedParameter)]
     if lazy:
         c.fail("builds from spec", f"uninitialized (lazy) parameters {lazy}: DDP cannot wrap them; size layers from the spec")
     c.ok("builds from spec")
+    return model
 
-    # 2. a training step: finite scalar loss, and a finite gradient for every parameter
+
+def _check_train_step(c: _Checker, model: SequenceModel, batch: Batch) -> None:
+    """A training step gives a finite scalar loss and a finite gradient for every parameter."""
     model.train()
     _reset_metrics(model.head)
     loss = _loss(model, batch, "train")
@@ -381,152 +367,229 @@ def check_head(
     c.ok("all parameters used")
     model.zero_grad(set_to_none=True)
 
-    # 3. val/test steps and their metrics
+
+def _check_eval_steps(c: _Checker, model: SequenceModel, batch: Batch) -> None:
+    """Validation and test steps give finite scalar losses, and the stage metrics compute finite values."""
+    from torchmetrics import MetricCollection
+
     model.eval()
     for stage in ("val", "test"):
         metrics = model.head.metrics(stage)
         with torch.no_grad():
-            value = _loss(model, vbatch, stage)
+            value = _loss(model, batch, stage)
         if not _is_tensor(value) or value.dim() != 0 or not torch.isfinite(value):
             c.fail(f"{stage} step", f"expected a finite scalar loss, got {value!r}")
-        if metrics is not None:
-            from torchmetrics import MetricCollection
-
-            if not isinstance(metrics, MetricCollection):
-                c.fail("metrics", f"metrics({stage!r}) must be a torchmetrics MetricCollection (use set_metrics)")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                computed = metrics.compute()
-            for k, v in computed.items():
-                if _is_tensor(v) and not torch.isfinite(v.float()).all():
-                    c.fail(f"{stage} metrics", f"{k} is {v}")
+        if metrics is None:
+            continue
+        if not isinstance(metrics, MetricCollection):
+            c.fail("metrics", f"metrics({stage!r}) must be a torchmetrics MetricCollection (use set_metrics)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            computed = metrics.compute()
+        for k, v in computed.items():
+            if _is_tensor(v) and not torch.isfinite(v.float()).all():
+                c.fail(f"{stage} metrics", f"{k} is {v}")
     _reset_metrics(model.head)
     c.ok("val/test steps: finite loss and metrics")
 
-    # 4. predict: one record per example, with its index, writable as CSV/JSONL
+
+def _check_predict_records(c: _Checker, model: SequenceModel, batch: Batch, fmt: str) -> None:
+    """``predict`` gives one record per example (or several sharing its index, e.g. one per
+    forecast step), each a JSON-serialisable dict with ``index`` = ``batch.index`` of its example."""
     with torch.no_grad():
-        records = _predict(model, vbatch)
+        records = _predict(model, batch)
     if records is None:
         c.skip("predict records", "the head does not implement predict")
-    else:
-        if not isinstance(records, list) or len(records) < vbatch.size:
-            c.fail("predict records", f"expected a list of at least {vbatch.size} records (one or more per example), got {len(records) if isinstance(records, list) else type(records).__name__}")
-        # one record per example, or several (a forecast's horizon steps) that share its index
-        idx = sorted({int(r["index"]) if isinstance(r, dict) and "index" in r else -1 for r in records})
-        several = isinstance(records, list) and len(records) > vbatch.size  # e.g. one per horizon step,
-        # whose indices encode (example, step) so the writer keeps them all in input order
-        if (-1 in idx) or (not several and idx != sorted(vbatch.index.tolist())):
-            c.fail("predict records", "every record must be a dict with 'index' = batch.index of its example")
-        for r in records:
-            try:
-                json.dumps(r)
-            except TypeError as exc:
-                c.fail("predict records", f"record {r.get('index')} is not JSON-serialisable ({exc}); convert tensors with float()/tolist()")
-            if fmt == "txt" and "text" not in r:
-                c.fail("predict records", "prediction_format 'txt' writes each record's 'text' field, which is missing")
-        c.ok("predict: one record per example")
+        return
+    if not isinstance(records, list) or len(records) < batch.size:
+        got = len(records) if isinstance(records, list) else type(records).__name__
+        c.fail("predict records", f"expected a list of at least {batch.size} records (one or more per example), got {got}")
+    idx = sorted({int(r["index"]) if isinstance(r, dict) and "index" in r else -1 for r in records})
+    # several records per example (one per horizon step) may encode (example, step) in their
+    # indices, so that the writer keeps them all in input order: only one per example is compared
+    several = len(records) > batch.size
+    if (-1 in idx) or (not several and idx != sorted(batch.index.tolist())):
+        c.fail("predict records", "every record must be a dict with 'index' = batch.index of its example "
+               "(start records with seqkit.records_for(batch))")
+    for r in records:
+        try:
+            json.dumps(r)
+        except TypeError as exc:
+            c.fail("predict records", f"record {r.get('index')} is not JSON-serialisable ({exc}); convert tensors with float()/tolist()")
+        if fmt == "txt" and "text" not in r:
+            c.fail("predict records", "prediction_format 'txt' writes each record's 'text' field, which is missing")
+    c.ok("predict: one record per example")
 
-    # 5. lengths are honoured: garbage in padded positions changes nothing
+
+def _check_honours_lengths(c: _Checker, model: SequenceModel, data: SeqDataModule, val_batches: list[Batch],
+                           tol: float) -> None:
+    """Garbage in padded input positions changes neither the loss nor the predictions, and the
+    shortest example predicted alone (no padding) gets the record it gets in a padded batch."""
     pbatch = _padded_batch(data, val_batches)
-    noisy = _garbage_padding(pbatch, spec) if pbatch is not None else None
+    noisy = _garbage_padding(pbatch, data.spec) if pbatch is not None else None
     if noisy is None:
         c.skip("honours lengths", "no validation batch with padding (inputs without lengths, or all one length)")
-    else:
+        return
+    with torch.no_grad():
+        ref_loss = _loss(model, pbatch, "val")
+        new_loss = _loss(model, noisy, "val")
+        ref_pred, new_pred = _predict(model, pbatch), _predict(model, noisy)
+    _reset_metrics(model.head)
+    if not _close(float(ref_loss), float(new_loss), tol):
+        c.fail("honours lengths", f"the loss changed from {float(ref_loss):.6g} to {float(new_loss):.6g} when only "
+               "padded positions changed: mask padding with batch.lengths (seqkit.length_mask)")
+    if ref_pred is not None and not _close(ref_pred, new_pred, tol):
+        c.fail("honours lengths", "predictions changed when only padded positions changed")
+    if ref_pred is not None and data.val_set is not None:
+        i = int(pbatch.index[int(pbatch.lengths.argmin())])
         with torch.no_grad():
-            ref_loss = _loss(model, pbatch, "val")
-            new_loss = _loss(model, noisy, "val")
-            ref_pred, new_pred = _predict(model, pbatch), _predict(model, noisy)
-        _reset_metrics(model.head)
-        if not _close(float(ref_loss), float(new_loss), tol):
-            c.fail("honours lengths", f"the loss changed from {float(ref_loss):.6g} to {float(new_loss):.6g} when only "
-                   "padded positions changed: mask padding with batch.lengths (seqkit.length_mask)")
-        if ref_pred is not None and not _close(ref_pred, new_pred, tol):
-            c.fail("honours lengths", "predictions changed when only padded positions changed")
-        # the shortest example predicted alone (no padding) must get the record it got in the batch
-        if ref_pred is not None and data.val_set is not None:
-            i = int(pbatch.index[int(pbatch.lengths.argmin())])
-            with torch.no_grad():
-                alone = _predict(model, data._collate_indexed([(i, data.val_set[i])]))
-            in_batch = [r for r in ref_pred if int(r["index"]) == i]
-            if not _close(alone, in_batch[:1], tol):
-                c.fail("honours lengths", f"example {i} predicted alone gives {alone} but {in_batch[:1]} in a padded "
-                       "batch: its prediction depends on the other sequences' lengths (mask with batch.lengths)")
-        c.ok("honours lengths")
+            alone = _predict(model, data._collate_indexed([(i, data.val_set[i])]))
+        in_batch = [r for r in ref_pred if int(r["index"]) == i]
+        if not _close(alone, in_batch[:1], tol):
+            c.fail("honours lengths", f"example {i} predicted alone gives {alone} but {in_batch[:1]} in a padded "
+                   "batch: its prediction depends on the other sequences' lengths (mask with batch.lengths)")
+    c.ok("honours lengths")
 
-    # 5b. padded target positions never count in the loss
-    tbatch = None
-    for b in [*val_batches, *batches]:
-        tbatch = _garbage_targets(b, spec)
-        if tbatch is not None:
-            ref_b = b
+
+def _check_padded_targets(c: _Checker, model: SequenceModel, spec: Spec, batches: list[Batch], tol: float) -> None:
+    """Padded target positions (past ``target_lengths``, or past ``lengths`` for per-step targets)
+    filled with other values never change the loss."""
+    for ref in batches:
+        noisy = _garbage_targets(ref, spec)
+        if noisy is not None:
             break
-    if tbatch is None:
-        c.skip("ignores padded targets", "no batch with padded sequence targets")
     else:
-        with torch.no_grad():
-            model.eval()
-            ref_loss, new_loss = _loss(model, ref_b, "val"), _loss(model, tbatch, "val")
-        _reset_metrics(model.head)
-        if not _close(float(ref_loss), float(new_loss), tol):
-            c.fail("ignores padded targets", f"the loss changed from {float(ref_loss):.6g} to {float(new_loss):.6g} when only "
-                   "padded target positions changed: mask the loss with batch.target_lengths (or batch.lengths for "
-                   "per-step targets)")
-        c.ok("ignores padded targets")
-
-    # 6. a real Trainer: metrics reset between epochs, then a checkpoint round trip
-    with tempfile.TemporaryDirectory(prefix="seqkit-check-") as root, _quiet():
-        import lightning.pytorch as pl
-
-        seen: list[str] = []
-
-        class _ResetCheck(pl.Callback):
-            def _check(self, pl_module, stage: str) -> None:
-                m = pl_module.head.metrics(stage)
-                dirty = [k for k, v in (m.items() if m is not None else []) if getattr(v, "_update_count", 0)]
-                if dirty:
-                    seen.append(f"{stage} metrics {dirty} still hold the last epoch's updates at epoch {pl_module.current_epoch}")
-
-            def on_train_epoch_start(self, trainer, pl_module):
-                self._check(pl_module, "train")
-
-            def on_validation_epoch_start(self, trainer, pl_module):
-                self._check(pl_module, "val")
-
-        model = _build(head, spec, head_args, rnn, encoder, seed)
-        trainer = _trainer(root, max_epochs=2, limit_train_batches=2, limit_val_batches=2, callbacks=[_ResetCheck()])
-        trainer.fit(model, train_dataloaders=data.train_dataloader(), val_dataloaders=data.val_dataloader())
-        if seen:
-            c.fail("metrics reset between epochs", "; ".join(seen))
-        # values logged for one set must not depend on what was evaluated before
-        val_set = data.val_set
-        if val_set is not None and len(val_set) >= 2:
-            half = len(val_set) // 2
-            a = data.loader(Subset(val_set, range(half)), train=False)
-            b = data.loader(Subset(val_set, range(half, len(val_set))), train=False)
-            first = trainer.validate(model, dataloaders=b, verbose=False)[0]
-            trainer.validate(model, dataloaders=a, verbose=False)
-            again = trainer.validate(model, dataloaders=b, verbose=False)[0]
-            if not _close(first, again, tol):
-                c.fail("metrics reset between epochs", f"validating the same data twice gave {first} then {again}")
-        c.ok("metrics reset between epochs")
-
-        path = f"{root}/head.ckpt"
-        trainer.save_checkpoint(path)
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        fresh = _build(head, spec, head_args, rnn, encoder, seed + 1)
+        c.skip("ignores padded targets", "no batch with padded sequence targets")
+        return
+    fix = ("mask the loss with batch.target_lengths (or batch.lengths for per-step targets); padding may "
+           "hold any value")
+    model.eval()
+    with torch.no_grad():
+        ref_loss = _loss(model, ref, "val")
         try:
-            fresh.load_state_dict(ckpt["state_dict"], strict=True)
-        except RuntimeError as exc:
-            c.fail("checkpoint round trip", str(exc).splitlines()[0])
-        model.eval()
-        fresh.eval()
-        with torch.inference_mode():  # as Lightning validates: metric states were reset in inference mode
-            l1, l2 = _loss(model, vbatch, "val"), _loss(fresh, vbatch, "val")
-            p1, p2 = _predict(model, vbatch), _predict(fresh, vbatch)
-        if not _close(float(l1), float(l2), tol) or not _close(p1, p2, tol):
-            c.fail("checkpoint round trip", f"outputs differ after loading the checkpoint (loss {float(l1):.6g} vs {float(l2):.6g}): "
-                   "keep all state in parameters or buffers")
-        c.ok("checkpoint round trip")
+            new_loss = _loss(model, noisy, "val")
+        except Exception as exc:  # noqa: BLE001 - a loss that reads padded targets may also crash on them
+            c.fail("ignores padded targets", f"the loss raised {type(exc).__name__} ({str(exc).splitlines()[0] if str(exc) else ''}) "
+                   f"when only padded target positions changed: {fix}")
+    _reset_metrics(model.head)
+    if not _close(float(ref_loss), float(new_loss), tol):
+        c.fail("ignores padded targets", f"the loss changed from {float(ref_loss):.6g} to {float(new_loss):.6g} when only "
+               f"padded target positions changed: {fix}")
+    c.ok("ignores padded targets")
+
+
+def _check_metrics_reset(c: _Checker, build: Callable[[int], SequenceModel], data: SeqDataModule, root: str,
+                         seed: int, tol: float):
+    """A real Trainer resets the stage metrics at every epoch, and validating the same data twice
+    logs the same values. Returns the trained model and its trainer."""
+    import lightning.pytorch as pl
+
+    seen: list[str] = []
+
+    class _ResetCheck(pl.Callback):
+        def _check(self, pl_module, stage: str) -> None:
+            m = pl_module.head.metrics(stage)
+            dirty = [k for k, v in (m.items() if m is not None else []) if getattr(v, "_update_count", 0)]
+            if dirty:
+                seen.append(f"{stage} metrics {dirty} still hold the last epoch's updates at epoch {pl_module.current_epoch}")
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            self._check(pl_module, "train")
+
+        def on_validation_epoch_start(self, trainer, pl_module):
+            self._check(pl_module, "val")
+
+    model = build(seed)
+    trainer = _trainer(root, max_epochs=2, limit_train_batches=2, limit_val_batches=2, callbacks=[_ResetCheck()])
+    trainer.fit(model, train_dataloaders=data.train_dataloader(), val_dataloaders=data.val_dataloader())
+    if seen:
+        c.fail("metrics reset between epochs", "; ".join(seen))
+    # values logged for one set must not depend on what was evaluated before
+    val_set = data.val_set
+    if val_set is not None and len(val_set) >= 2:
+        half = len(val_set) // 2
+        a = data.loader(Subset(val_set, range(half)), train=False)
+        b = data.loader(Subset(val_set, range(half, len(val_set))), train=False)
+        first = trainer.validate(model, dataloaders=b, verbose=False)[0]
+        trainer.validate(model, dataloaders=a, verbose=False)
+        again = trainer.validate(model, dataloaders=b, verbose=False)[0]
+        if not _close(first, again, tol):
+            c.fail("metrics reset between epochs", f"validating the same data twice gave {first} then {again}")
+    c.ok("metrics reset between epochs")
+    return model, trainer
+
+
+def _check_checkpoint_round_trip(c: _Checker, model: SequenceModel, trainer, build: Callable[[int], SequenceModel],
+                                 batch: Batch, root: str, seed: int, tol: float) -> None:
+    """The weights survive a Lightning checkpoint (read with weights_only=True) with equal outputs."""
+    path = f"{root}/head.ckpt"
+    trainer.save_checkpoint(path)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    fresh = build(seed + 1)
+    try:
+        fresh.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as exc:
+        c.fail("checkpoint round trip", str(exc).splitlines()[0])
+    model.eval()
+    fresh.eval()
+    with torch.inference_mode():  # as Lightning validates: metric states were reset in inference mode
+        l1, l2 = _loss(model, batch, "val"), _loss(fresh, batch, "val")
+        p1, p2 = _predict(model, batch), _predict(fresh, batch)
+    if not _close(float(l1), float(l2), tol) or not _close(p1, p2, tol):
+        c.fail("checkpoint round trip", f"outputs differ after loading the checkpoint (loss {float(l1):.6g} vs {float(l2):.6g}): "
+               "keep all state in parameters or buffers")
+    c.ok("checkpoint round trip")
+
+
+def check_head(
+    head: type[Head],
+    data: SeqDataModule,
+    head_args: dict | None = None,
+    rnn: Callable[[int], Any] | None = DEFAULT_RNN,
+    encoder: Callable[[Spec], Any] | None = None,
+    seed: int = 0,
+    tol: float = 1e-4,
+) -> ContractReport:
+    """Check a head class against the contract, on batches of ``data`` (a data module instance).
+
+    Builds ``SequenceModel(head, rnn, encoder)`` from the data's spec, then checks, in order:
+
+    1. it builds with no lazy layers (``builds from spec``);
+    2. a training step gives a finite scalar loss and a finite gradient for every parameter (an
+       unused parameter fails under DDP);
+    3. val/test steps give finite losses and metrics;
+    4. ``predict`` gives JSON-serialisable records, each with ``index`` (one or more per example);
+    5. padding never changes the loss or the predictions, and an example predicted alone gets the
+       record it gets in a padded batch (``lengths`` are honoured);
+    6. padded target positions never change the loss (``target_lengths`` are honoured);
+    7. a real Trainer resets the stage metrics at every epoch;
+    8. the weights survive a Lightning checkpoint round trip with identical outputs.
+
+    Args:
+        head: The Head subclass.
+        data: A data module whose batches the head is meant for (tiny sizes keep this fast).
+        head_args: ``init_args`` for the head, as in YAML.
+        rnn: The recurrent stack (a callable taking the input size); None for heads with their own
+            decoder (``rnn: null`` in YAML).
+        encoder: The input encoder (a callable taking the spec); None for seqkit's default.
+        seed: Seed for the weights and the data order.
+        tol: Tolerance when comparing outputs.
+    """
+    c = _Checker(getattr(head, "__name__", repr(head)))
+    fmt = _check_head_class(c, head)
+    batches, val_batches = _head_batches(c, data, seed)
+    spec = data.spec
+    build = functools.partial(_build, head, spec, dict(head_args or {}), rnn, encoder)  # build(seed) -> model
+
+    model = _check_builds(c, build, seed)
+    _check_train_step(c, model, batches[0])
+    _check_eval_steps(c, model, val_batches[0])
+    _check_predict_records(c, model, val_batches[0], fmt)
+    _check_honours_lengths(c, model, data, val_batches, tol)
+    _check_padded_targets(c, model, spec, [*val_batches, *batches], tol)
+    with tempfile.TemporaryDirectory(prefix="seqkit-check-") as root, _quiet():
+        model, trainer = _check_metrics_reset(c, build, data, root, seed, tol)
+        _check_checkpoint_round_trip(c, model, trainer, build, val_batches[0], root, seed, tol)
     return c.report
 
 
@@ -635,30 +698,19 @@ def _check_predict_without_files(c: _Checker, factory, kwargs: dict, predict_kwa
             os.replace(path + ".seqkit-hidden", path)
     c.ok("predicts without training files")
 
-
-def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tuple[int, ...] = (2, 3),
-                     training_files: list[str] | None = None, predict_kwargs: dict | None = None,
-                     **kwargs: Any) -> ContractReport:
-    """Check a data module against the contract; ``factory(**kwargs)`` must build a fresh one
-    (pass the class and small sizes: ``check_datamodule(MyData, num_train=64)``).
-
-    Checks: the spec is a ``Spec`` with usable sizes; ``setup("fit")`` fills non-empty train and
-    val sets; batches are ``Batch`` objects with consistent shapes (token ids in range, padding
-    equal to ``spec.pad_id``, lengths within 1..T); ``state_dict`` survives ``torch.save`` and a
-    fresh instance restored from it (as the CLI does from ``--ckpt_path``) builds an equal spec and
-    encodes the data identically without calling ``fit_state()`` (so an empty checkpointed state
-    for a spec that comes from data fails); with ``training_files`` (the paths in ``kwargs`` that
-    hold training data), an instance built with ``kwargs`` plus ``predict_kwargs`` (pointing at
-    prediction inputs) and restored from the state predicts while those files are renamed away;
-    and under DDP every rank gets the same number of batches,
-    the ranks together cover every example, and training batches are reshuffled each epoch
-    (unless the data is a stateful stream, ``spec.stateful``, whose batches stay in order).
-    """
-    c = _Checker(getattr(factory, "__name__", type(factory).__name__))
-    dm = factory(**kwargs)
+# check_datamodule runs these in order.
+def _check_datamodule_class(c: _Checker, dm: Any) -> None:
+    """A SeqDataModule subclass whose fitted state is declared wherever fit_state() learns one."""
     if not isinstance(dm, SeqDataModule):
         c.fail("class", f"{type(dm).__name__} is not a subclass of seqkit.SeqDataModule")
-    dm.prepare_data()
+    if not type(dm).fitted and type(dm).fit_state is not SeqDataModule.fit_state:
+        c.fail("checkpointed state", "fit_state() is implemented but `fitted` declares nothing, so the base class "
+               "never calls it and checkpoints hold no state: declare what it sets, e.g. fitted = "
+               "{'vocab': Vocab, 'labels': list}")
+
+
+def _check_spec(c: _Checker, dm: SeqDataModule) -> Spec:
+    """The spec is a Spec with usable sizes."""
     spec = dm.spec
     if not isinstance(spec, Spec):
         c.fail("spec", f"build_spec() must return a seqkit.Spec, got {type(spec).__name__}")
@@ -667,7 +719,11 @@ def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tupl
     if spec.input_kind == "tokens" and not 0 <= spec.pad_id < spec.input_size:
         c.fail("spec", f"pad_id {spec.pad_id} is not a valid token id (input_size {spec.input_size})")
     c.ok("spec")
+    return spec
 
+
+def _check_setup(c: _Checker, dm: SeqDataModule) -> None:
+    """``setup("fit")`` fills non-empty, map-style train and val sets."""
     dm.setup("fit")
     for split in ("train_set", "val_set"):
         ds = getattr(dm, split)
@@ -676,6 +732,9 @@ def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tupl
         ds[0]  # noqa: B018 - map-style access must work
     c.ok("setup fills train_set and val_set")
 
+
+def _check_collate(c: _Checker, dm: SeqDataModule) -> Batch:
+    """Training and validation batches are Batches with consistent shapes; returns a val batch."""
     torch.manual_seed(0)
     train = _first_batches(dm.train_dataloader(), 2)
     val = _first_batches(dm.val_dataloader(), 1)
@@ -683,8 +742,13 @@ def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tupl
         _batch_shapes(c, dm, b, f"train batch {k}")
     _batch_shapes(c, dm, val[0], "val batch 0")
     c.ok("collate shapes")
+    return val[0]
 
-    # fitted state: everything build_spec needs, restorable without re-reading the training data
+
+def _check_state_round_trip(c: _Checker, factory, kwargs: dict, dm: SeqDataModule, val_batch: Batch) -> dict:
+    """``state_dict()`` is plain data (``torch.load(weights_only=True)``), and a fresh instance
+    restored from it builds an equal spec WITHOUT calling ``fit_state()`` and encodes the data
+    identically. Returns the state as a checkpoint would give it back."""
     state = dm.state_dict()
     buf = io.BytesIO()
     try:
@@ -704,21 +768,18 @@ def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tupl
                 "restoring its checkpointed state still leaves fit_state() to read the training data")
         c.fail("checkpointed state", f"{what}: declare what fit_state() learns in `fitted`, or the model cannot be "
                "rebuilt from a checkpoint once the training files are gone")
-    if _spec_state(restored_spec) != _spec_state(spec):
+    if _spec_state(restored_spec) != _spec_state(dm.spec):
         c.fail("state_dict round trip", "a data module restored from state_dict() builds a different spec")
     other.setup("fit")
-    a, b = val[0], _first_batches(other.val_dataloader(), 1)[0]
+    a, b = val_batch, _first_batches(other.val_dataloader(), 1)[0]
     if _is_tensor(a.inputs) and _is_tensor(b.inputs) and not torch.equal(a.inputs, b.inputs):
         c.fail("state_dict round trip", "a restored data module encodes the validation data differently")
     c.ok("state_dict round trip")
+    return restored_state
 
-    # predicting from a checkpoint once the training files are gone
-    if training_files:
-        _check_predict_without_files(c, factory, kwargs, predict_kwargs or {}, restored_state, training_files)
-    else:
-        c.skip("predicts without training files", "no training_files given (generated data)")
 
-    # DDP: equal batch counts on every rank, full coverage, reshuffled every epoch
+def _check_ddp_sharding(c: _Checker, dm: SeqDataModule, world_sizes: tuple[int, ...]) -> None:
+    """Under DDP every rank gets the same number of batches and the ranks together see every example."""
     for world in world_sizes:
         for name, make, ds in (("train", dm.train_dataloader, dm.train_set), ("val", dm.val_dataloader, dm.val_set)):
             shards = _shards(dm, make, world)
@@ -730,7 +791,11 @@ def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tupl
             if covered != set(range(len(ds))):
                 c.fail("DDP sharding", f"{world} ranks together see {len(covered)} of {len(ds)} {name} examples")
     c.ok(f"DDP sharding: equal batch counts on {', '.join(map(str, world_sizes))} ranks")
-    if spec.stateful:
+
+
+def _check_reshuffle(c: _Checker, dm: SeqDataModule) -> None:
+    """Training batches differ between epochs, unless the data is a stateful stream."""
+    if dm.spec.stateful:
         c.skip("reshuffle per epoch", "a stateful stream (spec.stateful) keeps its batches in order")
     elif len(dm.train_set) > dm.batch_size:
         e0 = _shards(dm, dm.train_dataloader, 1, epoch=0)[0]
@@ -740,6 +805,48 @@ def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tupl
         c.ok("reshuffle per epoch")
     else:
         c.skip("reshuffle per epoch", "the training set fits in one batch")
+
+
+def check_datamodule(factory: Callable[..., SeqDataModule], /, world_sizes: tuple[int, ...] = (2, 3),
+                     training_files: list[str] | None = None, predict_kwargs: dict | None = None,
+                     **kwargs: Any) -> ContractReport:
+    """Check a data module against the contract; ``factory(**kwargs)`` must build a fresh one
+    (pass the class and small sizes: ``check_datamodule(MyData, num_train=64)``).
+
+    Checks, in order:
+
+    1. a ``fit_state()`` comes with a declared ``fitted`` state (otherwise it never runs and
+       checkpoints hold nothing);
+    2. the spec is a ``Spec`` with usable sizes;
+    3. ``setup("fit")`` fills non-empty train and val sets;
+    4. batches are ``Batch`` objects with consistent shapes (token ids in range, padding equal to
+       ``spec.pad_id``, lengths within 1..T, one target length per target row);
+    5. ``state_dict`` survives ``torch.save`` / ``torch.load(weights_only=True)``, and a fresh
+       instance restored from it (as the CLI does from ``--ckpt_path``) builds an equal spec and
+       encodes the data identically without calling ``fit_state()`` (so an empty checkpointed
+       state for a spec that comes from data fails);
+    6. with ``training_files`` (the paths in ``kwargs`` that hold training data), an instance
+       built with ``kwargs`` plus ``predict_kwargs`` (pointing at prediction inputs) and restored
+       from the state predicts while those files are renamed away;
+    7. under DDP every rank gets the same number of batches and the ranks together cover every
+       example;
+    8. training batches are reshuffled each epoch (unless the data is a stateful stream,
+       ``spec.stateful``, whose batches stay in order).
+    """
+    c = _Checker(getattr(factory, "__name__", type(factory).__name__))
+    dm = factory(**kwargs)
+    _check_datamodule_class(c, dm)
+    dm.prepare_data()
+    _check_spec(c, dm)
+    _check_setup(c, dm)
+    val_batch = _check_collate(c, dm)
+    state = _check_state_round_trip(c, factory, kwargs, dm, val_batch)
+    if training_files:
+        _check_predict_without_files(c, factory, kwargs, predict_kwargs or {}, state, training_files)
+    else:
+        c.skip("predicts without training files", "no training_files given (generated data)")
+    _check_ddp_sharding(c, dm, world_sizes)
+    _check_reshuffle(c, dm)
     return c.report
 
 

@@ -1,12 +1,14 @@
 """The captioning plugin (seqkit-caption): caption files in both formats, bad input, the decoder
-(teacher forcing lines up with decoding; beam size 1 is greedy), and predicting from a checkpoint
-alone. The 2-process DDP fit of configs/captioning.yaml runs in tests/test_ddp.py."""
+(teacher forcing lines up with decoding; beam size 1 is greedy), the contract checks of both data
+modules (images, vectors), and predicting from a checkpoint once the training files are deleted.
+The 2-process DDP fit of configs/captioning.yaml runs in tests/test_ddp.py."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import re
 import shutil
 from functools import partial
 
@@ -14,14 +16,25 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import logger_args, run_seqkit
+from conftest import CONFIGS, logger_args, run_seqkit
 
 seqkit_caption = pytest.importorskip("seqkit_caption")
 
-from seqkit import DataError, SeqkitError, SequenceModel, Spec, beam_search, greedy_search  # noqa: E402
-from seqkit_caption import CaptionData, OneToManyHead, SmallImageCNN  # noqa: E402
+from seqkit import DataError, SeqkitError, SequenceModel, beam_search, greedy_search  # noqa: E402
+from seqkit.testing import check_datamodule, check_head  # noqa: E402
+from seqkit_caption import (  # noqa: E402
+    CaptionData,
+    CaptionSpec,
+    OneToManyBatch,
+    OneToManyHead,
+    SmallImageCNN,
+    VectorSequenceData,
+)
 from seqkit_caption.images import load_image  # noqa: E402
 from seqkit_caption.shapes import export  # noqa: E402
+from seqkit_caption.vec2seq import generate_progressions  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(__file__))
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +57,7 @@ def _tiny_model(dm, mode="show_attend_tell", **head):
 def test_tsv_and_coco_json_give_the_same_data(shapes_dir):
     loaded = {}
     for name in ("captions.tsv", "captions.json"):
-        dm = CaptionData(captions=str(shapes_dir / name), val_fraction=0.2, test_fraction=0.2, batch_size=8)
+        dm = CaptionData(captions=str(shapes_dir / name), val_fraction=0.2, test_fraction=0.2, loader={"batch_size": 8})
         dm.setup("fit")
         dm.setup("test")
         loaded[name] = dm
@@ -53,11 +66,12 @@ def test_tsv_and_coco_json_give_the_same_data(shapes_dir):
     # 40 images, 8 held out for val and 8 for test; a training example is an image with both captions
     assert (len(tsv.train_set), len(tsv.val_set), len(tsv.test_set)) == (24, 8, 8)
     train = tsv.collate([tsv.train_set[i] for i in range(3)])
-    assert train.targets.shape[0] == 6 and train.extra["caption_image"].tolist() == [0, 0, 1, 1, 2, 2]
+    assert isinstance(train, OneToManyBatch)
+    assert train.targets.shape[0] == 6 and train.target_example.tolist() == [0, 0, 1, 1, 2, 2]
     assert [tsv.test_set[i][3] for i in range(8)] == [coco.test_set[i][3] for i in range(8)]
     batch = tsv.collate([tsv.test_set[i] for i in range(4)])
     assert batch.inputs.shape == (4, 3, 32, 64)
-    assert all(len(refs) == 2 for refs in batch.extra["references"])  # both captions are references
+    assert all(len(refs) == 2 for refs in batch.references)  # both captions are references
     assert batch.targets[:, 0].eq(tsv.vocab.bos_id).all()
 
 
@@ -114,7 +128,7 @@ def test_torchvision_encoder_explains_what_is_missing():
         from seqkit_caption import TorchvisionImageEncoder
 
         with pytest.raises(SeqkitError, match="pip install torchvision.*SmallImageCNN"):
-            TorchvisionImageEncoder(Spec(input_kind="image", input_size=3, extra={"image_size": (32, 64)}))
+            TorchvisionImageEncoder(CaptionSpec(input_kind="image", input_size=3, image_size=(32, 64)))
     else:
         pytest.skip("torchvision is installed here")
 
@@ -123,16 +137,17 @@ def test_torchvision_encoder_explains_what_is_missing():
 @pytest.mark.parametrize("mode", ["show_tell", "show_attend_tell"])
 def test_beam_size_one_equals_greedy(mode):
     torch.manual_seed(0)
-    dm = CaptionData(num_train=16, num_val=4, num_test=12, eval_batch_size=12)
+    dm = CaptionData(num_train=16, num_val=4, num_test=12, loader={"eval_batch_size": 12})
     dm.setup("test")
     model = _tiny_model(dm, mode=mode).eval()
     batch = next(iter(dm.test_dataloader()))
     head, vocab = model.head, dm.vocab
     with torch.no_grad():
-        state = head.init_state(model.encode(batch))
-        greedy = greedy_search(head.search_step, state, batch.size, vocab.bos_id, vocab.eos_id, head.max_len)
-        beam1 = beam_search(head.search_step, state, batch.size, 1, vocab.bos_id, vocab.eos_id, head.max_len)
-        beam3 = beam_search(head.search_step, state, batch.size, 3, vocab.bos_id, vocab.eos_id, head.max_len, length_penalty=0.0)
+        state = head.start(model.encode(batch))
+        step = head.decoder.search_step
+        greedy = greedy_search(step, state, batch.size, vocab.bos_id, vocab.eos_id, head.max_len)
+        beam1 = beam_search(step, state, batch.size, 1, vocab.bos_id, vocab.eos_id, head.max_len)
+        beam3 = beam_search(step, state, batch.size, 3, vocab.bos_id, vocab.eos_id, head.max_len, length_penalty=0.0)
     assert torch.equal(greedy.tokens, beam1.tokens)
     assert torch.allclose(greedy.scores, beam1.scores)
     assert beam3.tokens.shape[0] == batch.size and (beam3.lengths >= 1).all()  # the state reorders per beam
@@ -149,66 +164,134 @@ def test_teacher_forcing_trains_what_decoding_reads(mode):
     """Memorise 12 images' captions: if training and decoding were misaligned by a step, greedy
     decoding of the training images would not give back their captions."""
     torch.manual_seed(0)
-    dm = CaptionData(num_train=12, num_val=12, num_test=4, batch_size=24, seed=5)
+    dm = CaptionData(num_train=12, num_val=12, num_test=4, loader={"batch_size": 24}, seed=5)
     dm.setup("fit")
     model = _tiny_model(dm, mode=mode, hidden_size=96)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     batch = dm.collate([dm.train_set[i] for i in range(len(dm.train_set))])  # 12 images, 24 captions
     for _ in range(120):
-        loss = model.head.step(model, batch, "train")
+        loss = model.head.loss(model.encode(batch), batch, "train", model.encode)
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
     with torch.no_grad():
-        state = model.head.init_state(model.encode(batch))
+        state = model.head.start(model.encode(batch))
         out = model.head.texts(model.head.search(state, 1).tokens)
-    hits = sum(o in refs for o, refs in zip(out, batch.extra["references"]))
-    assert len(out) == 12 and hits >= 11, list(zip(out, batch.extra["references"]))[:4]
+    hits = sum(o in refs for o, refs in zip(out, batch.references))
+    assert len(out) == 12 and hits >= 11, list(zip(out, batch.references))[:4]
+
+
+# -- the contract checks --------------------------------------------------------------------------
+def _vector_files(tmp_path) -> dict[str, str]:
+    """Generated progressions written as the TSV files a user would give (small ranges)."""
+    files = {}
+    for split, rows in generate_progressions(0, max_start=6, max_step=3, max_count=5).items():
+        path = tmp_path / f"{split}.tsv"
+        path.write_text("".join(f"{' '.join(f'{v:g}' for v in vec)}\t{' '.join(toks)}\n" for vec, toks in rows))
+        files[f"{split}_file"] = str(path)
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("1 2 3\n4, 1, 5\n0 3 4\n")
+    files["predict_file"] = str(vectors)
+    return files
+
+
+def test_caption_data_and_head_pass_the_contract_checks(shapes_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(shapes_dir, data)
+    report = check_datamodule(CaptionData, training_files=[str(data / "captions.tsv")],
+                              predict_kwargs={"predict_images": str(data / "images")},
+                              captions=str(data / "captions.tsv"), val_fraction=0.25, test_fraction=0.0,
+                              loader={"batch_size": 4})
+    assert "predicts without training files" in report.passed, report
+    # generated captions all have one length: make some shorter, so batches hold padded targets
+    rows = (data / "captions.tsv").read_text().splitlines()[1:]
+    ragged = [f"{r.split(chr(9))[0]}\t{' '.join(r.split(chr(9))[1].split()[: 4 + k % 5])}" for k, r in enumerate(rows)]
+    (data / "ragged.tsv").write_text("image\tcaption\n" + "\n".join(ragged) + "\n")
+    head = check_head(OneToManyHead, CaptionData(captions=str(data / "ragged.tsv"), loader={"batch_size": 4}),
+                      head_args={"embedding_dim": 16, "hidden_size": 32, "attention_size": 16, "attention_reg": 0.5},
+                      rnn=None, encoder=partial(SmallImageCNN, channels=[8, 16, 16]))
+    for check in ("all parameters used", "ignores padded targets", "checkpoint round trip"):
+        assert check in head.passed, head
+
+
+def test_vector_data_and_head_pass_the_contract_checks(tmp_path):
+    files = _vector_files(tmp_path)
+    train = {k: v for k, v in files.items() if k != "predict_file"}
+    report = check_datamodule(VectorSequenceData, training_files=list(train.values()),
+                              predict_kwargs={"predict_file": files["predict_file"]}, loader={"batch_size": 8}, **train)
+    assert "predicts without training files" in report.passed, report
+    head = check_head(OneToManyHead, VectorSequenceData(loader={"batch_size": 8, "bucket": False}),  # ragged targets
+                      head_args={"mode": "show_tell", "embedding_dim": 16, "hidden_size": 32}, rnn=None)
+    for check in ("all parameters used", "ignores padded targets", "checkpoint round trip"):
+        assert check in head.passed, head
 
 
 # -- the command line -----------------------------------------------------------------------------
-def test_predict_from_checkpoint_alone(shapes_dir, tmp_path):
+def _test_overrides(config: str) -> list[str]:
+    return re.search(r"^# test-overrides:(.*)$", open(config, encoding="utf-8").read(), flags=re.M).group(1).split()
+
+
+def _fit_one_step(tmp_path, config: str, *args: str) -> str:
+    """Train one step through the CLI with the config's test overrides; the checkpoint's path."""
+    run_seqkit("fit", "--config", config, *_test_overrides(config), *args, "--trainer.max_steps=1",
+               "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1", *logger_args(tmp_path / "fit"),
+               cwd=ROOT)
+    return str(sorted((tmp_path / "fit").rglob("*.ckpt"))[-1])
+
+
+def _predict(tmp_path, ckpt: str, run: str, *args: str) -> list[dict]:
+    """`seqkit predict --ckpt_path CKPT` with no --config: the rows of the CSV it writes."""
+    out = tmp_path / f"{run}.csv"
+    run_seqkit("predict", "--ckpt_path", ckpt, f"--prediction.output={out}", *args, *logger_args(tmp_path / run),
+               cwd=tmp_path)
+    with open(out, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_captions_predicted_from_the_checkpoint_after_the_training_files_are_deleted(shapes_dir, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(shapes_dir, data)
-    run_seqkit(
-        "fit", "--config", "configs/captioning.yaml",
-        f"--data.init_args.captions={data / 'captions.tsv'}", "--data.init_args.loader.batch_size=16",
-        "--model.encoder.init_args.channels=[8,16,16]", "--model.head.init_args.hidden_size=32",
-        "--model.head.init_args.attention_size=16", "--model.head.init_args.embedding_dim=16",
-        "--optimizer.init_args.lr=0.01", "--trainer.max_epochs=8", *logger_args(tmp_path / "logs"),
-        cwd=os.path.dirname(os.path.dirname(__file__)),
-    )
-    ckpt = next((tmp_path / "logs").rglob("*.ckpt"))
-    # the training captions (and their file name in the saved config) are gone; only images remain
-    os.rename(data / "captions.tsv", tmp_path / "moved.tsv")
-    os.remove(data / "captions.json")
+    config = str(CONFIGS / "captioning.yaml")
+    ckpt = _fit_one_step(tmp_path, config, f"--data.init_args.captions={data / 'captions.tsv'}",
+                         "--data.init_args.loader.batch_size=8")
     todo = tmp_path / "todo"
     todo.mkdir()
     for i in (3, 7, 11):
         shutil.copy(data / "images" / f"{i:05d}.png", todo / f"photo{i}.png")
     Image.open(todo / "photo3.png").convert("L").save(todo / "photo3.png")  # greyscale: converted, not a crash
-    out = tmp_path / "captions.csv"
+    before = _predict(tmp_path, ckpt, "before", f"--data.init_args.predict_images={todo}")
+    # the training captions (and their file name in the saved config) are gone; only images remain
+    os.remove(data / "captions.tsv")
+    os.remove(data / "captions.json")
     plots = tmp_path / "attention"
-    run_seqkit(
-        "predict", "--ckpt_path", str(ckpt), f"--data.init_args.predict_images={todo}",
-        f"--prediction.output={out}", f"--model.head.init_args.attention_plots={plots}",
-        "--model.head.init_args.beam_size=2", "--trainer.enable_progress_bar=false", cwd=tmp_path,
-    )
-    with open(out, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    assert [os.path.basename(r["image"]) for r in rows] == ["photo11.png", "photo3.png", "photo7.png"]
-    words = {w for line in (tmp_path / "moved.tsv").read_text().splitlines()[1:] for w in line.split("\t")[1].split()}
-    assert all(r["caption"].split() and set(r["caption"].split()) <= words for r in rows), rows
+    after = _predict(tmp_path, ckpt, "after", f"--data.init_args.predict_images={todo}",
+                     "--trainer.callbacks+=AttentionPlot",
+                     f"--trainer.callbacks.dirpath={plots}")
+    assert [os.path.basename(r["image"]) for r in before] == ["photo11.png", "photo3.png", "photo7.png"]
+    assert before == after and all(r["caption"] for r in after)
     pngs = sorted(p.name for p in plots.iterdir())
-    assert len(pngs) == 3 and all(p.endswith(".png") for p in pngs)
+    assert pngs == ["attention_predict_0-photo11.png", "attention_predict_1-photo3.png", "attention_predict_2-photo7.png"]
     assert Image.open(plots / pngs[0]).size[0] > 200
+
+
+def test_vectors_decoded_from_the_checkpoint_after_the_training_files_are_deleted(tmp_path):
+    files = _vector_files(tmp_path)
+    config = str(CONFIGS / "vec2seq.yaml")
+    ckpt = _fit_one_step(tmp_path, config, *(f"--data.init_args.{k}={v}" for k, v in files.items() if k != "predict_file"),
+                         "--data.init_args.loader.batch_size=8")
+    before = _predict(tmp_path, ckpt, "before", f"--data.init_args.predict_file={files['predict_file']}")
+    for key in ("train_file", "val_file", "test_file"):
+        os.remove(files[key])
+    after = _predict(tmp_path, ckpt, "after", f"--data.init_args.predict_file={files['predict_file']}")
+    assert [r["input"] for r in before] == ["1 2 3", "4 1 5", "0 3 4"]
+    assert before == after and all(r["output"] is not None for r in after)
 
 
 def test_bad_captions_file_is_one_line_error(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 2, "caption": "x"}]}))
     proc = run_seqkit("fit", "--config", "configs/captioning.yaml", f"--data.init_args.captions={tmp_path / 'c.json'}",
-                      *logger_args(tmp_path), cwd=os.path.dirname(os.path.dirname(__file__)), check=False)
+                      *logger_args(tmp_path), cwd=ROOT, check=False)
     assert proc.returncode == 1
     assert "annotations[0]: image_id 2 is not in 'images'" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -1,4 +1,5 @@
-"""seqkit.decoding: greedy and beam search over a toy recurrent decoder (no training needed).
+"""seqkit.seq2seq.search (re-exported as seqkit.greedy_search, seqkit.beam_search): greedy and beam
+search over a toy recurrent decoder (no training needed).
 
 The toy decoder is a random GRU cell with attention over random "source" vectors, so its output
 distribution depends on the whole history and on the source, like a real decoder's.

@@ -4,7 +4,8 @@
   signature and each of its parameters, and every hook documented there exists;
 - every hookspec is exercised here by a plugin that implements it (a new hook without a test
   fails ``test_every_hook_is_exercised``);
-- the public API listed in docs/plugins.md is exactly ``seqkit.__all__``.
+- the public API listed in docs/plugins.md is exactly ``seqkit.__all__``, and the checks listed
+  there are exactly ``seqkit.testing.__all__``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 import torch
 
 import seqkit
+import seqkit.testing
 from seqkit import hookspecs
 from seqkit import plugins as seqkit_plugins_module
 from seqkit.testing import isolated_registry, seqkit_plugins  # noqa: F401 - seqkit_plugins is a fixture
@@ -63,8 +65,8 @@ class DocHead(seqkit.Head):
         super().__init__(spec, input_size)
         self.out = torch.nn.Linear(input_size, 1)
 
-    def step(self, model, batch, stage):
-        return self.out(model.encode(batch).outputs).mean()
+    def loss(self, encoded, batch, stage, encode):
+        return self.out(encoded.final).mean()
 
 
 class DocData(seqkit.SeqDataModule):
@@ -143,3 +145,33 @@ def test_public_api_list_in_docs_is_seqkit_all():
     )
     for name in seqkit.__all__:
         assert hasattr(seqkit, name), f"seqkit.__all__ names {name!r}, which seqkit does not define"
+
+
+def test_testing_api_list_in_docs_is_seqkit_testing_all():
+    m = re.search(r"<!-- testing-api -->\n(.*?)<!-- /testing-api -->", DOC, flags=re.S)
+    assert m, "docs/plugins.md lost its <!-- testing-api --> list"
+    documented = re.findall(r"^- `(\w+)", m.group(1), flags=re.M)
+    api = set(seqkit.testing.__all__)
+    assert len(documented) == len(set(documented)) and set(documented) == api, (
+        f"docs/plugins.md lists {sorted(set(documented) - api)} which seqkit.testing.__all__ lacks, and lacks "
+        f"{sorted(api - set(documented))}"
+    )
+    for name in seqkit.testing.__all__:
+        assert hasattr(seqkit.testing, name), f"seqkit.testing.__all__ names {name!r}, which it does not define"
+
+
+# -- the complete small plugin in the docs runs -------------------------------------------------
+def test_the_small_plugin_in_the_docs_passes_the_contract_checks(monkeypatch):
+    import sys
+
+    from seqkit.testing import check_datamodule, check_head
+
+    m = re.search(r"```python\n(# seqkit_digits/task\.py\n.*?)```", DOC, flags=re.S)
+    assert m, "docs/plugins.md lost its complete small plugin (# seqkit_digits/task.py)"
+    module = types.ModuleType("seqkit_digits_doc")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    exec(compile(m.group(1), "docs/plugins.md", "exec"), module.__dict__)
+    small = dict(num_train=64, num_val=32, loader={"batch_size": 8})
+    check_datamodule(module.DigitsData, **small)
+    report = check_head(module.DigitsHead, module.DigitsData(**small))
+    assert "honours lengths" in report.passed and "predict: one record per example" in report.passed, report

@@ -1,19 +1,24 @@
 """The long-time-lag tasks (plugin seqkit-longlag), the simple RNN baseline and the optimizer
-layers: generator statistics, the paper's success criteria, the SRN's stack contract, and every
-config and optimizer layer through the real CLI."""
+layers: generator statistics, the paper's success criteria, the SRN's stack contract, seqkit.testing's
+contract checks for every data module, and every config and optimizer layer through the real CLI,
+including predict from a checkpoint alone."""
 
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import CONFIGS, logger_args
-from seqkit import Batch, Encoded, SimpleRNNStack
-from seqkit_longlag import AddingProblemData, CopyMemoryData, EmbeddedReberData, LongLagEndHead, LongLagStepHead, TemporalOrderData
+from conftest import CONFIGS, logger_args, run_seqkit
+from seqkit import Batch, Encoded, LSTMStack, SeqkitError, SequenceModel, SimpleRNNStack, Spec
+from seqkit.testing import check_datamodule, check_head, isolated_registry
+from seqkit_longlag import (AddingProblemData, CopyMemoryData, EmbeddedReberData, LongLagEndHead, LongLagSpec, LongLagStepHead,
+                            TemporalOrderData)
 from seqkit_longlag.generators import (
     REBER_SYMBOLS,
     adding_example,
@@ -71,7 +76,7 @@ def test_adding_problem_data_is_seeded_and_splits_differ():
     batch = a.collate([a.dataset("train")[i] for i in range(8)])
     assert batch.inputs.shape[0] == 8 and batch.inputs.shape[2] == 2 and batch.targets.shape == (8, 1)
     assert ((batch.inputs[..., 1] == 1.0).sum(1) == 2).all()
-    assert a.spec.extra["criterion"] == "abs_error" and a.spec.extra["tolerance"] == 0.04
+    assert isinstance(a.spec, LongLagSpec) and a.spec.criterion == "abs_error" and a.spec.tolerance == 0.04
 
 
 @pytest.mark.parametrize("relevant", [2, 3])
@@ -91,7 +96,7 @@ def test_temporal_order_statistics(relevant):
     assert sorted(labels) == list(range(2**relevant))
     assert min(labels.values()) > 800 / 2**relevant * 0.6  # classes balanced
     data = TemporalOrderData(variant="6b" if relevant == 3 else "6a")
-    assert data.spec.num_classes == 2**relevant and len(data.spec.extra["labels"]) == 2**relevant
+    assert data.spec.num_classes == 2**relevant and len(data.spec.labels) == 2**relevant
 
 
 def _reber_accepts(symbols):
@@ -140,34 +145,32 @@ def test_copy_task_layout():
         assert inputs[10:39] == [0] * 29 and inputs[39] == 9 and inputs[40:] == [0] * 10
         assert targets[:40] == [0] * 40 and targets[40:] == inputs[:10]
     data = CopyMemoryData(delay=30)
-    assert data.spec.extra["memoryless_loss"] == pytest.approx(10 * torch.log(torch.tensor(8.0)).item() / 50)
+    assert data.spec.memoryless_loss == pytest.approx(10 * torch.log(torch.tensor(8.0)).item() / 50)
 
 
 # -- the success criteria ------------------------------------------------------------------------
 
 
-class _Fixed:
-    """Stands in for the model: encode() returns given outputs; the head's projection is identity."""
+def _encoded(outputs, lengths):
+    """What the model would hand the head: given (B, T, D) outputs, the last step as ``final``."""
+    return Encoded(outputs, lengths, None, outputs[:, -1])
 
-    rnn = None
 
-    def __init__(self, outputs):
-        self.outputs = outputs
-
-    def encode(self, batch):
-        return Encoded(self.outputs, batch.lengths, None)
+def _no_encode(batch, state=None):
+    raise AssertionError("these heads never re-run the encoder")
 
 
 def test_adding_criterion_counts_sequences_off_by_004():
     spec = AddingProblemData().spec
     head = LongLagEndHead(spec, input_size=1)
     with torch.no_grad():
-        head.proj.weight.fill_(1.0)
-        head.proj.bias.zero_()
+        head.proj[-1].weight.fill_(1.0)
+        head.proj[-1].bias.zero_()
     targets = torch.tensor([[0.5], [0.2], [0.9], [0.7]])
     pred = targets + torch.tensor([[0.0], [0.039], [-0.041], [0.1]])
     out = pred.view(4, 1, 1)  # (B, T=1, D=1)
-    head.step(_Fixed(out), Batch(inputs=out, lengths=torch.ones(4, dtype=torch.long), targets=targets), "val")
+    lengths = torch.ones(4, dtype=torch.long)
+    head.loss(_encoded(out, lengths), Batch(inputs=out, lengths=lengths, targets=targets), "val", _no_encode)
     m = head.metrics("val").compute()
     assert m["val_wrong"] == 2 and m["val_correct"] == pytest.approx(0.5)
     assert m["val_max_abs_err"] == pytest.approx(0.1)
@@ -177,12 +180,12 @@ def test_temporal_order_criterion_needs_every_output_within_03():
     spec = TemporalOrderData().spec
     head = LongLagEndHead(spec, input_size=4)
     with torch.no_grad():
-        head.proj.weight.copy_(torch.eye(4))
-        head.proj.bias.zero_()
+        head.proj[-1].weight.copy_(torch.eye(4))
+        head.proj[-1].bias.zero_()
     logits = torch.tensor([[5.0, 0, 0, 0], [1.0, 0, 0, 0], [0, 0, 5.0, 0]])  # p = .95 / .47 / .95
     out = logits.unsqueeze(1)
     batch = Batch(inputs=out, lengths=torch.ones(3, dtype=torch.long), targets=torch.tensor([0, 0, 3]))
-    head.step(_Fixed(out), batch, "test")
+    head.loss(_encoded(out, batch.lengths), batch, "test", _no_encode)
     m = head.metrics("test").compute()
     assert m["test_wrong"] == 2  # not confident enough, and the wrong class
 
@@ -202,9 +205,66 @@ def test_reber_criterion_wants_the_possible_symbols_most_active():
     bad = good.clone()
     bad[0, 2] = -4.0  # P below the other symbols at step 0
     out = torch.stack([good, bad])  # (B=2, T=2, 7)
-    head.step(_Fixed(out), Batch(inputs=out, lengths=torch.tensor([2, 2]), targets=targets), "val")
+    lengths = torch.tensor([2, 2])
+    head.loss(_encoded(out, lengths), Batch(inputs=out, lengths=lengths, targets=targets), "val", _no_encode)
     m = head.metrics("val").compute()
     assert m["val_wrong"] == 1 and m["val_correct"] == pytest.approx(0.5)
+
+
+def test_end_head_reads_the_final_state_of_every_direction():
+    data = TemporalOrderData()
+    torch.manual_seed(0)
+    model = SequenceModel(head=LongLagEndHead, rnn=partial(LSTMStack, hidden_size=4, bidirectional=True), spec=data.spec)
+    batch = data.collate([data.dataset("val")[i] for i in range(3)])
+    with torch.no_grad():
+        encoded = model.encode(batch)
+        assert encoded.final.shape == (3, 8)  # both directions' final h
+        torch.testing.assert_close(model.head(encoded), model.head.proj(encoded.final))
+
+
+def test_heads_refuse_tasks_they_cannot_score():
+    with pytest.raises(SeqkitError, match="LongLagEndHead scores one of the success criteria abs_error, output_error; "
+                                          "EmbeddedReberData \\(embedded_reber\\) gives 'next_symbols'"):
+        LongLagEndHead(EmbeddedReberData().spec, input_size=4)
+    with pytest.raises(SeqkitError, match="LongLagStepHead scores one of the success criteria next_symbols, argmax"):
+        LongLagStepHead(AddingProblemData().spec, input_size=4)
+    import seqkit_longlag.plugin
+
+    spec = Spec(input_kind="tokens", input_size=5, num_classes=2, source="MarkerTaskData")
+    with isolated_registry(seqkit_longlag.plugin), pytest.raises(
+            SeqkitError, match="LongLagStepHead needs data giving a LongLagSpec, but MarkerTaskData gives a Spec; data "
+                               "modules that fit: AddingProblemData, CopyMemoryData, EmbeddedReberData, TemporalOrderData"):
+        SequenceModel(head=LongLagStepHead, spec=spec)
+
+
+def test_reber_stream_is_stateful_and_evaluates_with_its_rows():
+    data = EmbeddedReberData(stream=True, chunk_len=10, num_train=40, num_val=40, loader={"batch_size": 3, "eval_batch_size": 8})
+    assert data.spec.stateful and data.eval_batch_size == 3
+    data.setup("fit")
+    assert {b.size for b in data.val_dataloader()} == {3}
+    order = [b.index.tolist() for b in data.train_dataloader()]
+    assert order == [list(range(i, i + 3)) for i in range(0, len(data.train_set), 3)]  # kept in order, never shuffled
+
+
+# -- seqkit.testing's contract checks, for every data module and its head -------------------------
+
+CONTRACT_CASES = {
+    "adding": (AddingProblemData, LongLagEndHead, dict(seq_len=22)),
+    "temporal_order": (TemporalOrderData, LongLagEndHead, dict(variant="6b")),
+    "reber": (EmbeddedReberData, LongLagStepHead, {}),
+    "reber_stream": (EmbeddedReberData, LongLagStepHead, dict(stream=True, chunk_len=10, num_train=40, num_val=40)),
+    "copy": (CopyMemoryData, LongLagStepHead, dict(delay=6)),
+}
+
+
+@pytest.mark.parametrize("case", list(CONTRACT_CASES))
+def test_contract_checks(case):
+    data_cls, head, task = CONTRACT_CASES[case]
+    kwargs = {"num_train": 16, "num_val": 8, "num_test": 4, "loader": {"batch_size": 4}, **task}
+    report = check_datamodule(data_cls, **kwargs)  # generated: no training files to delete
+    assert data_cls(**kwargs).state_dict() == {}  # nothing is fitted: the spec comes from the arguments
+    report = check_head(head, data_cls(**kwargs), rnn=partial(LSTMStack, hidden_size=4))
+    assert {"train step: finite scalar loss", "checkpoint round trip"} <= set(report.passed), str(report)
 
 
 # -- the simple RNN ----------------------------------------------------------------------------
@@ -305,3 +365,43 @@ def test_fit_then_predict_writes_one_record_per_test_sequence(tmp_path, monkeypa
     rows = out.read_text().splitlines()
     assert rows[0].split(",") == ["index", "label", "target"]
     assert len(rows) == 11 and {r.split(",")[1] for r in rows[1:]} <= {"Q", "R", "S", "U"}
+
+
+def _test_overrides(config: Path) -> list[str]:
+    m = re.search(r"^# test-overrides:(.*)$", config.read_text(), flags=re.M)
+    assert m, f"{config} has no '# test-overrides:' line"
+    return m.group(1).split()
+
+
+# one config per data module (temporal_order_6b uses 6a's module); reber_stream is the stateful stream
+PREDICT_CONFIGS = ["adding.yaml", "temporal_order_6a.yaml", "reber.yaml", "reber_stream.yaml", "copy.yaml"]
+
+
+@pytest.mark.parametrize("config", PREDICT_CONFIGS)
+def test_predict_from_checkpoint_alone_needs_no_data_files(config, tmp_path, monkeypatch):
+    """One training batch through the CLI, then `seqkit predict --ckpt_path` with no --config, in a
+    fresh process and another folder, predicts exactly what the run predicted right after fit."""
+    from seqkit.cli import main
+
+    path = LONGLAG / config
+    text = path.read_text()
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--config", str(path), *_test_overrides(path), "--data.init_args.loader.batch_size=8",
+          # one training batch, in an epoch that ends with it (max_steps=1 would stop before the validation
+          # reber.yaml's EarlyStopping reads at the epoch's end); with TBPTT: one optimizer step per window
+          "--trainer.max_epochs=1", "--trainer.limit_train_batches=1", *logger_args(tmp_path / "fit")])
+    ckpt = next((tmp_path / "fit").rglob("*.ckpt"))
+    ext = "csv" if "LongLagEndHead" in text else "jsonl"
+    predict = ["predict", "--ckpt_path", str(ckpt), "--data.init_args.num_test=64", "--trainer.logger=false",
+               "--trainer.enable_progress_bar=false"]
+    main([*predict, f"--prediction.output={tmp_path / f'before.{ext}'}"])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run_seqkit(*predict, f"--prediction.output={tmp_path / f'after.{ext}'}", cwd=elsewhere)
+    before, after = (tmp_path / f"before.{ext}").read_text(), (tmp_path / f"after.{ext}").read_text()
+    assert before and after == before
+    records = before.splitlines()[1:] if ext == "csv" else before.splitlines()
+    if config == "reber_stream.yaml":  # one record per chunk of the stream
+        assert records
+    else:
+        assert len(records) == 64  # one per test sequence

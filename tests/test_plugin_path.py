@@ -1,12 +1,14 @@
 """The third-party plugin path, end to end, as a stranger would walk it.
 
-- ``seqkit new-plugin NAME`` generates a package that pip installs, that ``seqkit plugins`` lists,
-  that trains from its own config with no edits, and whose generated tests pass.
+- ``seqkit new-plugin NAME`` renders the template shipped as package data into a package whose
+  generated tests pass, that pip installs, that ``seqkit plugins`` lists and that trains from its
+  own config with no edits.
+- ``examples/seqkit-example-plugin`` is that template rendered for its names plus its task (the
+  rule is in ``test_example_plugin_is_the_template_plus_its_task``).
 - ``examples/seqkit-example-plugin`` (a separate distribution) is installed -> listed -> fit from
   its config under two-process DDP -> checkpoint -> ``seqkit predict`` writes one file in input order.
-- ``seqkit.testing``'s contract checks pass on the reference plugin (ManyToOneHead,
-  MarkerTaskData) and on the head and data module of every task config, and catch the mistakes
-  they are there to catch.
+
+``seqkit.testing``'s own checks are tested in ``tests/test_conformance.py``.
 
 Plugins are installed with ``pip install --no-deps --no-build-isolation --target`` into a temporary
 folder put on PYTHONPATH (entry points are found through the dist-info there), so nothing leaks
@@ -16,33 +18,34 @@ into the environment the other tests run in and no network is needed.
 from __future__ import annotations
 
 import csv
-import functools
-import importlib
+import fnmatch
 import importlib.util
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import pytest
-from torch import nn
-from torch.utils.data import DataLoader
 
 from conftest import CONFIGS, ROOT, logger_args, read_metrics, run_seqkit
+from seqkit import scaffold
 
 EXAMPLE = ROOT / "examples" / "seqkit-example-plugin"
+EXAMPLE_VALUES = scaffold.names_for("example", distribution="seqkit-example-plugin", HeadClass="DigitSumHead",
+                                    DataClass="DigitSumData")
+"""The example's template values: plugin name ``example`` (package ``seqkit_example``, entry point
+``example``), with the distribution and class names it has had since before the template existed."""
+BUILD_OUTPUTS = ("*.egg-info", "__pycache__", ".pytest_cache", "build", "runs")
 
 
 def install_by_hand(src: Path, target: Path) -> None:
     """What pip leaves behind, made by hand from pyproject.toml: the package and a dist-info with
     its metadata and entry points (for environments without setuptools to build with)."""
-    import tomllib
-
     project = tomllib.loads((src / "pyproject.toml").read_text())["project"]
     packages = [p.name for p in src.iterdir() if (p / "__init__.py").exists()]
     for pkg in packages:
@@ -87,6 +90,62 @@ def listed(env: dict, name: str) -> dict:
 
 
 # -- the template ---------------------------------------------------------------------------------
+def test_template_files_ship_as_package_data():
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["seqkit"]
+    pkg = ROOT / "seqkit"
+    shipped = {p for pattern in patterns for p in pkg.glob(pattern) if p.is_file() and "templates" in p.parts}
+    on_disk = {p for p in (pkg / "templates").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert on_disk and on_disk == shipped, f"template files not in package-data: {sorted(map(str, on_disk - shipped))}"
+    assert all(p.name.endswith(scaffold.SUFFIX) for p in on_disk)
+    assert set(scaffold.template_files()) == {str(p.relative_to(pkg / "templates" / "plugin"))[: -len(scaffold.SUFFIX)]
+                                              for p in on_disk}
+
+
+def test_generated_plugin_passes_its_own_tests(tmp_path):
+    """Rendered at the Python level (no CLI, no install): every placeholder filled, the Python
+    compiles, and the generated contract tests pass as generated."""
+    pkg = Path(scaffold.generate_plugin("tplcheck", str(tmp_path)))
+    rendered = sorted(str(p.relative_to(pkg)) for p in pkg.rglob("*") if p.is_file())
+    assert rendered == sorted(scaffold.render_plugin(scaffold.names_for("tplcheck")))
+    for path in pkg.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            assert "{{" not in text and "}}" not in text, f"{path}: a placeholder was left unfilled"
+            if path.suffix == ".py":
+                compile(text, str(path), "exec")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=pkg,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0 and "4 passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+def test_example_plugin_is_the_template_plus_its_task():
+    """The rule: render the template with the example's values (EXAMPLE_VALUES). Then
+
+    - every rendered file that is not a task file (``scaffold.TASK_FILES``: README.md, data.py,
+      heads.py, the config and the tests) is in the example, byte for byte: the packaging, the
+      package's ``__init__`` and the hook module are the template's;
+    - every task-file pattern matches at least one file of the example (at the same path for
+      data.py and heads.py, any name for ``configs/*.yaml`` and ``tests/test_*.py``): the task
+      replaces the template's placeholder task file by file, keeping the shape;
+    - the example holds no other file (build outputs aside).
+    """
+    rendered = scaffold.render_plugin(EXAMPLE_VALUES)
+    example = {}
+    for path in EXAMPLE.rglob("*"):
+        rel = path.relative_to(EXAMPLE)
+        if path.is_file() and not any(fnmatch.fnmatch(part, pat) for part in rel.parts for pat in BUILD_OUTPUTS):
+            example[rel.as_posix()] = path.read_text()
+    for path, text in rendered.items():
+        if not scaffold.is_task_file(path, EXAMPLE_VALUES):
+            assert path in example, f"the example lacks the template's {path}"
+            assert example[path] == text, f"{path} differs from what the template renders: re-render it (or change the template)"
+    patterns = [scaffold.render(p, EXAMPLE_VALUES) for p in scaffold.TASK_FILES]
+    for pattern in patterns:
+        assert any(fnmatch.fnmatchcase(p, pattern) for p in example), f"the example has no task file {pattern}"
+    extra = [p for p in example if p not in rendered and not scaffold.is_task_file(p, EXAMPLE_VALUES)]
+    assert not extra, f"the example has files the template does not render and that are no task files: {extra}"
+
+
 def test_new_plugin_package_installs_is_listed_and_trains(tmp_path, monkeypatch):
     from seqkit.cli import main
 
@@ -111,11 +170,6 @@ def test_new_plugin_package_installs_is_listed_and_trains(tmp_path, monkeypatch)
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses), losses
     assert losses[1] < losses[0], f"the generated plugin did not learn: train loss {losses}"
     assert list(run.rglob("*.ckpt")), "no checkpoint written"
-
-    # the generated contract tests pass as generated
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=pkg,
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0 and "4 passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
 
 
 def test_new_plugin_refuses_bad_or_taken_names(tmp_path, capsys):
@@ -153,8 +207,8 @@ def test_example_plugin_full_path(tmp_path):
                "--trainer.max_epochs=1", *logger_args(run), cwd=tmp_path, env=env, timeout=300)
     mae = [float(r["val_mae"]) for r in read_metrics(run) if r.get("val_mae")]
     assert mae and math.isfinite(mae[-1])
-    ckpts = list(run.rglob("*.ckpt"))
-    assert len(ckpts) == 1, f"expected one checkpoint written by rank 0, found {ckpts}"
+    ckpts = [p for p in run.rglob("*.ckpt") if p.name != "last.ckpt"]  # the CLI also keeps a last.ckpt
+    assert len(ckpts) == 1, f"expected one epoch checkpoint written by rank 0, found {ckpts}"
     assert not [p for p in ckpts[0].parent.iterdir() if p.suffix == ".tmp"], "half-written checkpoint left behind"
 
     digits = ["7", "123", "99999", "31415926", "0", "55", "8", "2718", "1000000001", "42", "666", "90", "5"]
@@ -168,103 +222,5 @@ def test_example_plugin_full_path(tmp_path):
         rows = list(csv.DictReader(fh))
     # 13 inputs on 2 ranks: one rank gets a repeated example; the writer keeps one of each, in order
     assert [int(r["index"]) for r in rows] == list(range(len(digits)))
-    assert [r["digits"] for r in rows] == digits
+    assert [r["input"] for r in rows] == digits
     assert all(math.isfinite(float(r["sum"])) for r in rows)
-
-
-# -- seqkit.testing on the reference plugin, and on broken classes -------------------------------
-SMALL = dict(num_train=64, num_val=32, num_test=32, batch_size=8)
-
-
-def test_contract_checks_pass_on_the_reference_plugin():
-    from seqkit.testing import check_datamodule, check_head, check_plugin
-    from seqkit_classify import plugin
-    from seqkit_classify.data import MarkerTaskData
-    from seqkit_classify.heads import ManyToOneHead
-
-    registry = check_plugin(plugin, name="classify")
-    assert registry.names("heads") == ["ManyToOneHead"]
-    data_report = check_datamodule(MarkerTaskData, **SMALL)
-    assert "state_dict round trip" in data_report.passed
-    head_report = check_head(ManyToOneHead, MarkerTaskData(**SMALL), head_args={"pooling": "mean", "hidden_size": 8})
-    for check in ("all parameters used", "honours lengths", "metrics reset between epochs", "checkpoint round trip"):
-        assert check in head_report.passed, head_report
-
-
-def _task_configs() -> list[tuple[str, list[str]]]:
-    found = []
-    for path in sorted(CONFIGS.rglob("*.yaml")):
-        m = re.search(r"^# test-overrides:(.*)$", path.read_text(), flags=re.M)
-        if m:
-            found.append((str(path.relative_to(CONFIGS)), m.group(1).split()))
-    return found
-
-
-TASKS = _task_configs()
-
-
-def _load(class_path: str):
-    module, _, name = class_path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
-def _partial(ns):
-    if ns is None:
-        return None
-    d = ns.as_dict()
-    return functools.partial(_load(d["class_path"]), **(d.get("init_args") or {}))
-
-
-@pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
-@pytest.mark.parametrize("name,overrides", TASKS, ids=[n for n, _ in TASKS])
-def test_every_task_config_passes_the_contract_checks(name, overrides):
-    """The head and data module of every task config, built as the config builds them, pass
-    seqkit.testing: equal DDP batch counts on 2 and 3 ranks, every parameter used in a training
-    step (no unused-parameter errors under DDP), padding ignored, metrics reset, checkpoints."""
-    from seqkit import plugins
-    from seqkit.cli import SeqkitCLI
-    from seqkit.testing import check_datamodule, check_head
-
-    plugins.get_registry()  # imports every plugin's classes, so YAML short names resolve (as `seqkit` does)
-    cli = SeqkitCLI(args=["--config", str(CONFIGS / name), *overrides, "--trainer.logger=false"], run=False)
-    data = cli.config.data.as_dict()
-    data_cls, data_args = _load(data["class_path"]), {**(data.get("init_args") or {}), "batch_size": 8, "eval_batch_size": 8}
-    head = cli.config.model.head.as_dict()
-    check_datamodule(data_cls, **data_args)
-    report = check_head(_load(head["class_path"]), data_cls(**data_args), head_args=head.get("init_args") or {},
-                        rnn=_partial(cli.config.model.rnn), encoder=_partial(cli.config.model.encoder))
-    assert "all parameters used" in report.passed, report
-
-
-def _broken_classes():
-    from seqkit_classify.data import MarkerTaskData
-    from seqkit_classify.heads import ManyToOneHead
-
-    class UnusedLayerHead(ManyToOneHead):
-        def __init__(self, spec, input_size):
-            super().__init__(spec, input_size)
-            self.never_used = nn.Linear(4, 4)  # an optional part left on: breaks DDP
-
-    class NoMaskHead(ManyToOneHead):
-        def pool(self, encoded, model):
-            return encoded.outputs.mean(1)  # averages padding in
-
-    class StrideShardData(MarkerTaskData):
-        def train_dataloader(self):  # rank-strided shards of a home-made loader: unequal batch counts
-            world, rank = self._world()
-            items = [(i, self.train_set[i]) for i in range(rank, len(self.train_set), world)]
-            return DataLoader(items, batch_size=self.batch_size, collate_fn=self._collate_indexed)
-
-    return MarkerTaskData, UnusedLayerHead, NoMaskHead, StrideShardData
-
-
-def test_contract_checks_catch_broken_plugins():
-    from seqkit.testing import ContractError, check_datamodule, check_head
-
-    data, unused, nomask, strided = _broken_classes()
-    with pytest.raises(ContractError, match=r"UnusedLayerHead: all parameters used: .*never_used"):
-        check_head(unused, data(**SMALL))
-    with pytest.raises(ContractError, match=r"NoMaskHead: honours lengths"):
-        check_head(nomask, data(**SMALL))
-    with pytest.raises(ContractError, match=r"StrideShardData: DDP sharding: 2 ranks get \[5, 4\] train batches"):
-        check_datamodule(strided, num_train=65, num_val=32, batch_size=8)

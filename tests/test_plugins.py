@@ -41,10 +41,9 @@ class TinyMeanHead(Head):
         self.scale = scale
         self.set_metrics(MetricCollection({"acc": MulticlassAccuracy(spec.num_classes)}))
 
-    def step(self, model, batch, stage):
-        enc = model.encode(batch)
-        mask = length_mask(batch.lengths, enc.outputs.shape[1]).unsqueeze(-1)
-        logits = self.out(self.scale * (enc.outputs * mask).sum(1) / batch.lengths.unsqueeze(-1))
+    def loss(self, encoded, batch, stage, encode):
+        mask = length_mask(encoded.lengths, encoded.outputs.shape[1]).unsqueeze(-1)
+        logits = self.out(self.scale * (encoded.outputs * mask).sum(1) / encoded.lengths.unsqueeze(-1))
         self.metrics(stage).update(logits.argmax(-1), batch.targets)
         return F.cross_entropy(logits, batch.targets)
 
@@ -66,7 +65,7 @@ def test_installed_plugin_is_listed_and_trains_by_short_name(tmp_path):
     plugins = {p["name"]: p for p in listing["plugins"]}
     assert plugins["tinyplug"]["heads"] == ["TinyMeanHead"]
     assert plugins["tinyplug"]["version"] == "0.1"
-    assert "ManyToOneHead" in plugins["classify"]["heads"]
+    assert "ManyToOneHead" in plugins["seqkit"]["heads"]  # the generic heads are built in
 
     proc = run_seqkit("fit", "--config", str(CONFIGS / "classify.yaml"), "--model.head=TinyMeanHead",
                       "--model.head.init_args.scale=2.0", "--trainer.fast_dev_run=2", *logger_args(tmp_path),
@@ -94,7 +93,7 @@ def test_duplicate_class_name_is_an_error_naming_both_plugins(tmp_path):
     make_plugin(site, "dupplug", TINY_HEAD.replace("TinyMeanHead", "ManyToOneHead"))
     proc = run_seqkit("plugins", env=_env(site), check=False)
     assert proc.returncode != 0
-    assert "'ManyToOneHead'" in proc.stderr and "'classify'" in proc.stderr and "'dupplug'" in proc.stderr
+    assert "'ManyToOneHead'" in proc.stderr and "'seqkit'" in proc.stderr and "'dupplug'" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -135,12 +134,12 @@ def test_registration_is_validated():
 
 
 class FirstHead(Head):
-    def step(self, model, batch, stage):
+    def loss(self, encoded, batch, stage, encode):
         raise NotImplementedError
 
 
 class SecondHead(Head):
-    def step(self, model, batch, stage):
+    def loss(self, encoded, batch, stage, encode):
         raise NotImplementedError
 
 

@@ -1,5 +1,6 @@
 """Text classification (TextClassificationData): the generated corpus needs word order, CSV/TSV
-reading with its error policies, pretrained word vectors, and fit + predict through the CLI."""
+reading with its error policies, pretrained word vectors, the contract checks, and fit + predict
+through the CLI (also from the checkpoint alone, with the training and vector files deleted)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 import torch
 
 from conftest import CONFIGS, logger_args, run_seqkit
-from seqkit import DataError, Spec, Vocab
+from seqkit import DataError, LSTMStack, ManyToOneHead, Spec, Vocab
+from seqkit.testing import check_datamodule, check_head
 from seqkit_sentiment.corpus import generate_reviews, review
-from seqkit_sentiment.data import TextClassificationData, read_table
+from seqkit_sentiment.data import TextClassificationData, read_texts
 from seqkit_sentiment.vectors import WordVectorEmbedding
 
 
@@ -61,23 +63,32 @@ def test_generated_reviews_need_word_order():
 
 def test_csv_and_tsv_by_name_or_index(tmp_path):
     (tmp_path / "a.csv").write_text('id,text,label\n1,"good, very good",pos\n2,bad film,neg\n')
-    assert read_table(str(tmp_path / "a.csv"), "text", "label") == [("good, very good", "pos", 2), ("bad film", "neg", 3)]
+    assert read_texts(str(tmp_path / "a.csv"), "text", "label") == [("good, very good", "pos", 2), ("bad film", "neg", 3)]
     (tmp_path / "b.tsv").write_text("pos\tgood film\nneg\tbad film\n")
-    assert read_table(str(tmp_path / "b.tsv"), 1, 0) == [("good film", "pos", 1), ("bad film", "neg", 2)]
-    assert read_table(str(tmp_path / "a.csv"), 1, 2, header=True)[0][:2] == ("good, very good", "pos")
-    with pytest.raises(DataError, match=r"no column 'review' in .*a.csv; columns: id, text, label"):
-        read_table(str(tmp_path / "a.csv"), "review", "label")
+    assert read_texts(str(tmp_path / "b.tsv"), 1, 0) == [("good film", "pos", 1), ("bad film", "neg", 2)]
+    assert read_texts(str(tmp_path / "a.csv"), 1, 2, header=True)[0][:2] == ("good, very good", "pos")
+    # a quoted text spanning two lines: the next row keeps its own line number
+    (tmp_path / "c.csv").write_text('text,label\n"good\nfilm",pos\n\nbad,neg\n')
+    assert read_texts(str(tmp_path / "c.csv"), "text", "label") == [("good\nfilm", "pos", 2), ("bad", "neg", 5)]
+    with pytest.raises(DataError, match=r"a.csv: no column 'review' \(columns: id, text, label\)"):
+        read_texts(str(tmp_path / "a.csv"), "review", "label")
+    with pytest.raises(DataError, match=r"data.init_args.text_column: 'text' is a column name, but data.init_args.header is false"):
+        read_texts(str(tmp_path / "a.csv"), "text", 2, header=False)
 
 
 def test_bad_rows_name_file_and_line(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("text,label\ngood film,pos\nbad, film,neg\n")
-    with pytest.raises(DataError, match=r"bad.csv:3: expected 2 fields, found 3"):
-        read_table(str(path), "text", "label")
+    with pytest.raises(DataError, match=r"bad.csv:3: expected 2 fields like the header, found 3 \(quote a field"):
+        read_texts(str(path), "text", "label")
     path.write_text("text,label\ngood film,pos\nbad film,\nok film,pos\n")
-    with pytest.raises(DataError, match=r"bad.csv:3: empty label \(set data.missing: skip"):
-        read_table(str(path), "text", "label")
-    assert len(read_table(str(path), "text", "label", missing="skip")) == 2
+    with pytest.raises(DataError, match=r"bad.csv:3: empty label \(set data.init_args.on_bad: skip"):
+        read_texts(str(path), "text", "label")
+    with pytest.warns(UserWarning, match="skipped 1 rows"):
+        assert len(read_texts(str(path), "text", "label", on_bad="skip")) == 2
+    path.write_bytes(b"text,label\ngood film,pos\nbad \xff film,neg\n")
+    with pytest.raises(DataError, match=r"bad.csv:3: not valid UTF-8"):
+        read_texts(str(path), "text", "label")
 
 
 def test_label_unseen_in_training(tmp_path):
@@ -107,27 +118,63 @@ def test_word_vectors_glove_and_word2vec(tmp_path):
     w2v.write_text("good 1 2\nplot 1 2 3\n")
     with pytest.raises(DataError, match=r"w2v.txt:2: expected a word and 2 numbers, found 3"):
         WordVectorEmbedding(spec, str(w2v))
+    # with dim, the model builds without the file (predict: the trained table is in the checkpoint)
+    missing = tmp_path / "gone.txt"
+    assert WordVectorEmbedding(spec, str(missing), dim=3).embedding.weight.shape == (len(vocab), 3)
+    with pytest.raises(DataError, match=r"gone.txt .*set model.encoder.init_args.dim"):
+        WordVectorEmbedding(spec, str(missing))
+    with pytest.raises(DataError, match=r"glove.txt: the vectors have 3 dimensions, but model.encoder.init_args.dim is 4"):
+        WordVectorEmbedding(spec, str(glove), dim=4)
 
 
-def test_fit_with_vectors_and_predict_texts(tmp_path):
-    rows = generate_reviews(300, seed=5)
-    with (tmp_path / "train.tsv").open("w") as fh:
+def _write_reviews(path, rows):
+    with path.open("w") as fh:
         fh.writelines(f"{label}\t{text}\n" for text, label in rows)
+
+
+def test_contract_checks(tmp_path):
+    train = tmp_path / "train.tsv"
+    _write_reviews(train, generate_reviews(80, seed=3))
+    new = tmp_path / "new.txt"
+    new.write_text("the plot was not dull\ngood acting but a dull plot\n")
+    files = dict(train_file=str(train), text_column=1, label_column=0, val_fraction=0.25, loader={"batch_size": 8})
+    check_datamodule(TextClassificationData, training_files=[str(train)], predict_kwargs={"predict_file": str(new)},
+                     **files)
+    small = TextClassificationData(num_train=64, num_val=16, num_test=16, loader={"batch_size": 8})
+    check_head(ManyToOneHead, small, rnn=lambda size: LSTMStack(size, hidden_size=8))
+
+
+def _predictions(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_fit_with_vectors_and_predict_texts_then_from_checkpoint_alone(tmp_path):
+    train = tmp_path / "train.tsv"
+    _write_reviews(train, generate_reviews(300, seed=5))
     vectors = tmp_path / "vec.txt"
     vectors.write_text("good 0.9 0.1 0 0\ndull 0.1 0.9 0 0\nnot 0 0 1 0\n")
     (tmp_path / "new.txt").write_text("the plot was not dull\ngood acting but a dull plot\n")
-    args = ["--config", str(CONFIGS / "sentiment.yaml"), f"--data.init_args.train_file={tmp_path / 'train.tsv'}",
+    args = ["--config", str(CONFIGS / "sentiment.yaml"), f"--data.init_args.train_file={train}",
             "--data.init_args.text_column=1", "--data.init_args.label_column=0",
             f"--data.init_args.predict_file={tmp_path / 'new.txt'}",
             "--model.encoder=WordVectorEmbedding", f"--model.encoder.init_args.vectors={vectors}",
-            "--model.rnn.init_args.hidden_size=8"]
-    run_seqkit("fit", *args, "--trainer.max_epochs=1", *logger_args(tmp_path), cwd=tmp_path)
+            "--model.encoder.init_args.dim=4", "--model.rnn.init_args.hidden_size=8"]
+    run_seqkit("fit", *args, "--trainer.max_steps=1", *logger_args(tmp_path), cwd=tmp_path)
     ckpt = sorted(tmp_path.rglob("*.ckpt"))[-1]
     out = tmp_path / "pred.csv"
     run_seqkit("predict", *args, f"--ckpt_path={ckpt}", f"--prediction.output={out}",
                *logger_args(tmp_path / "p"), cwd=tmp_path)
-    pred = list(csv.DictReader(out.open()))
+    pred = _predictions(out)
     assert [r["input"] for r in pred] == ["the plot was not dull", "good acting but a dull plot"]
     assert set(pred[0]) == {"index", "input", "label", "p_negative", "p_positive"}
     assert all(r["label"] in ("negative", "positive") for r in pred)
     assert abs(float(pred[1]["p_negative"]) + float(pred[1]["p_positive"]) - 1) < 1e-4
+
+    # the checkpoint alone: its config, vocabulary and trained embedding; no training or vector file
+    train.unlink()
+    vectors.unlink()
+    after = tmp_path / "after.csv"
+    run_seqkit("predict", f"--ckpt_path={ckpt}", f"--prediction.output={after}", *logger_args(tmp_path / "p2"),
+               cwd=tmp_path)
+    assert _predictions(after) == pred

@@ -1,19 +1,21 @@
-"""The translation plugin: bad input, vocabulary handling, search quality on a trained model, and
-predict from a checkpoint alone (the training data moved away)."""
+"""The translation plugin: bad input, vocabulary handling, the decoder, search quality on a
+trained model, the contract checks, and predict from a checkpoint alone (the training data
+deleted)."""
 
 from __future__ import annotations
 
 import logging
-import shutil
+import re
+from functools import partial
 
 import pytest
 import torch
 
 from conftest import CONFIGS, logger_args, run_seqkit
 from seqkit import DataError, LSTMStack, SeqkitError, SequenceModel, TokenEmbedding, beam_search
+from seqkit.testing import check_datamodule, check_head
+from seqkit_translate import ParallelTextData, Seq2SeqHead, TranslationBatch, TranslationSpec
 from seqkit_translate.corpus import generate_pairs, portuguese_number
-from seqkit_translate.data import ParallelTextData
-from seqkit_translate.heads import Seq2SeqHead
 
 CONFIG = str(CONFIGS / "translation.yaml")
 TINY = ["--model.encoder.init_args.embedding_dim=16", "--model.rnn.init_args.hidden_size=16",
@@ -33,7 +35,13 @@ def test_line_without_tab_names_file_and_line(tmp_path):
     with open(path, "a", encoding="utf-8") as fh:
         fh.write("three cars   três carros\n")
     dm = ParallelTextData(train_file=path)
-    with pytest.raises(DataError, match=r"train\.tsv:3: expected 'source<TAB>target'"):
+    with pytest.raises(DataError, match=r"train\.tsv:3: expected 'source<TAB>target'.*on_bad: skip"):
+        dm.spec  # noqa: B018
+
+
+def test_a_missing_training_file_is_named_when_read_not_when_built(tmp_path):
+    dm = ParallelTextData(train_file=str(tmp_path / "gone.tsv"))  # building reads nothing
+    with pytest.raises(DataError, match=r"data.init_args.train_file: file not found: .*gone\.tsv"):
         dm.spec  # noqa: B018
 
 
@@ -60,7 +68,7 @@ def test_skip_policy_counts_bad_lines(tmp_path, caplog):
     path = _write_tsv(tmp_path / "train.tsv", pairs)
     with open(path, "ab") as fh:
         fh.write(b"no tab here\n\xff\xfe\tbad\nsource only\t \n")
-    dm = ParallelTextData(train_file=path, bad_lines="skip", val_fraction=0.1, test_fraction=0.1)
+    dm = ParallelTextData(train_file=path, on_bad="skip", val_fraction=0.1, test_fraction=0.1)
     with caplog.at_level(logging.WARNING, logger="seqkit.translate"):
         splits = dm.raw_splits()
     assert sum(len(v) for v in splits.values()) == 60
@@ -97,9 +105,13 @@ def test_unknown_predict_tokens_map_to_unk_and_state_restores(tmp_path):
     fresh = ParallelTextData(train_file="/nonexistent/train.tsv", predict_file=str(predict))
     fresh.load_state_dict(dm.state_dict())  # what the CLI does from a checkpoint
     assert fresh.spec.vocabs["target"].itos == spec.vocabs["target"].itos
+    assert isinstance(fresh.spec, TranslationSpec) and fresh.spec.target_tokenizer is not None
     fresh.setup("predict")
     src = fresh.vocabs["source"]
     first, blank, third = (fresh.predict_set[i]["src"].tolist() for i in range(3))
+    batch = fresh.collate([fresh.predict_set[i] for i in range(3)])
+    assert isinstance(batch, TranslationBatch) and batch.targets is None
+    assert batch.names == ["Three zebras", "", "One red car"] and batch.source_tokens[0] == ["Three", "zebras"]
     assert first == [src.stoi["Three"], src.unk_id]
     assert blank == []
     assert src.unk_id not in third
@@ -130,7 +142,7 @@ def test_number_words_agree_in_gender():
 ])
 def test_decoder_variants_train_and_decode(attention, feeding, tie, bidirectional):
     torch.manual_seed(0)
-    dm = ParallelTextData(num_pairs=80, batch_size=8)
+    dm = ParallelTextData(num_pairs=80, loader={"batch_size": 8})
     dm.setup("fit")
     model = SequenceModel(
         lambda spec, size: Seq2SeqHead(spec, size, embedding_dim=16, hidden_size=16, attention=attention,
@@ -141,20 +153,21 @@ def test_decoder_variants_train_and_decode(attention, feeding, tie, bidirectiona
     )
     head = model.head
     if tie:
-        assert head.out is None  # logits come from the target embedding matrix
+        assert head.decoder.out is None  # logits come from the target embedding matrix
     batch = next(iter(dm.train_dataloader()))
-    loss = head.step(model, batch, "train")
+    loss = head.loss(model.encode(batch), batch, "train", model.encode)
     loss.backward()
-    assert torch.isfinite(loss) and head.embedding.weight.grad is not None
+    assert torch.isfinite(loss) and head.decoder.embedding.weight.grad is not None
     model.eval()
     with torch.no_grad():
-        state = head.init_state(model, model.encode(batch))
-        parallel = head.teacher_forced(state, batch.targets)
+        state = head.start(model.encode(batch))
+        bos = torch.full((batch.size, 1), head.vocab.bos_id)
+        parallel, _ = head.decoder.teacher_forced(state, torch.cat([bos, batch.targets[:, :-1]], 1))
         # the same logits one step at a time, as decoding computes them
-        tokens, steps = torch.full((batch.size,), head.vocab.bos_id), []
+        tokens, steps = bos[:, 0], []
         st = state
         for t in range(batch.targets.shape[1]):
-            logits, st, weights = head.decode_step(tokens, st)
+            logits, st, weights = head.decoder.step(tokens, st)
             steps.append(logits)
             tokens = batch.targets[:, t]
         assert torch.allclose(parallel, torch.stack(steps, 1), atol=1e-5)
@@ -170,6 +183,13 @@ def test_dot_attention_needs_matching_sizes():
         Seq2SeqHead(dm.spec, 32, hidden_size=16, attention="dot")
 
 
+def test_the_head_refuses_data_without_a_translation_spec():
+    from seqkit import Spec
+
+    with pytest.raises(SeqkitError, match="Seq2SeqHead needs a TranslationSpec"):
+        Seq2SeqHead(Spec(input_size=10), 16)
+
+
 # -- search on a small trained model ------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -177,7 +197,7 @@ def trained(tmp_path_factory):
     torch.manual_seed(0)
     short = [p for p in generate_pairs(6000, seed=11) if len(p[0].split()) <= 8][:2000]
     path = _write_tsv(tmp_path_factory.mktemp("short") / "train.tsv", short)
-    dm = ParallelTextData(train_file=path, batch_size=32, eval_batch_size=64, seed=3)
+    dm = ParallelTextData(train_file=path, loader={"batch_size": 32, "eval_batch_size": 64}, seed=3)
     dm.setup("fit")
     model = SequenceModel(
         lambda spec, size: Seq2SeqHead(spec, size, embedding_dim=32, hidden_size=64, attention="additive"),
@@ -189,7 +209,7 @@ def trained(tmp_path_factory):
     model.train()
     for _ in range(4):
         for batch in dm.train_dataloader():
-            loss = model.head.step(model, batch, "train")
+            loss = model.head.loss(model.encode(batch), batch, "train", model.encode)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -203,18 +223,13 @@ def test_beam_never_scores_below_greedy_and_beam_one_is_greedy(trained):
     model, dm = trained
     head = model.head
     head.length_penalty = 0.0  # rank by raw model log-probability, the quantity compared here
-
-    def step(tokens, st):
-        logits, st, weights = head.decode_step(tokens, st)
-        return torch.log_softmax(logits.float(), -1), st, weights
-
     v, seen, ended, better = head.vocab, 0, 0, 0
     for batch in dm.val_dataloader():
-        state = head.init_state(model, model.encode(batch))
+        state = head.start(model.encode(batch))
         limit = head.max_lengths(batch.lengths)
         greedy = head.generate(state, batch.lengths, 1)
         beam = head.generate(state, batch.lengths, 5)
-        one = beam_search(step, state, batch.size, 1, v.bos_id, v.eos_id, limit, pad_id=v.pad_id)
+        one = beam_search(head.decoder.search_step, state, batch.size, 1, v.bos_id, v.eos_id, limit, pad_id=v.pad_id)
         assert torch.equal(one.tokens, greedy.tokens) and torch.equal(one.scores, greedy.scores)
         assert (beam.scores >= greedy.scores - 1e-4).all(), (beam.scores - greedy.scores).min()
         seen += batch.size
@@ -226,32 +241,46 @@ def test_beam_never_scores_below_greedy_and_beam_one_is_greedy(trained):
     assert better > 0  # and the search is not trivial: beam finds more probable outputs for some
 
 
-# -- predict from the checkpoint alone ----------------------------------------------------------
-def test_predict_from_checkpoint_alone_reproduces_test_translations(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    pairs = generate_pairs(360, seed=5)
-    train = _write_tsv(data / "train.tsv", pairs[:300])
-    test = _write_tsv(data / "test.tsv", pairs[300:])
-    common = ["--config", CONFIG, *TINY, f"--data.init_args.train_file={train}", f"--data.init_args.test_file={test}",
-              "--data.init_args.val_fraction=0.1"]
-    run_seqkit("fit", *common, "--trainer.max_epochs=3", "--data.init_args.loader.batch_size=16", "--optimizer.init_args.lr=0.01",
-               *logger_args(tmp_path / "fit"), cwd=tmp_path)
-    ckpts = sorted((tmp_path / "fit").rglob("*.ckpt"))
-    assert ckpts
-    ckpt = str(ckpts[-1])
-    first = tmp_path / "with_data.txt"
-    run_seqkit("predict", *common, "--ckpt_path", ckpt, f"--prediction.output={first}",
-               *logger_args(tmp_path / "p1"), cwd=tmp_path)
+# -- the contract checks ------------------------------------------------------------------------
+def test_data_module_and_head_pass_the_contract_checks(tmp_path):
+    train = _write_tsv(tmp_path / "train.tsv", generate_pairs(120, seed=2))
     sources = tmp_path / "sources.txt"
-    sources.write_text("".join(f"{s}\n" for s, _ in pairs[300:]), encoding="utf-8")
-    shutil.move(str(data), str(tmp_path / "moved_away"))
-    second = tmp_path / "alone.txt"
-    run_seqkit("predict", "--config", CONFIG, *TINY, f"--data.init_args.train_file={train}",
-               "--ckpt_path", ckpt, f"--data.init_args.predict_file={sources}", f"--prediction.output={second}",
-               *logger_args(tmp_path / "p2"), cwd=tmp_path)
-    a = first.read_text(encoding="utf-8").splitlines()
-    b = second.read_text(encoding="utf-8").splitlines()
-    assert len(a) == 60 and a == b
-    assert len(set(a)) > 1  # distinct translations, not one string for every input
-    assert list((tmp_path / "p2").rglob("attention_predict_0.png"))
+    sources.write_text("Three red cars\n\nOn Monday\n", encoding="utf-8")
+    report = check_datamodule(ParallelTextData, training_files=[train], predict_kwargs={"predict_file": str(sources)},
+                              train_file=train, val_fraction=0.2, test_fraction=0.1, loader={"batch_size": 8})
+    assert "predicts without training files" in report.passed, report
+    head = check_head(Seq2SeqHead, ParallelTextData(num_pairs=80, loader={"batch_size": 8}),
+                      head_args={"embedding_dim": 16, "hidden_size": 16, "beam_size": 2},
+                      encoder=partial(TokenEmbedding, embedding_dim=16))
+    for check in ("all parameters used", "honours lengths", "ignores padded targets", "checkpoint round trip"):
+        assert check in head.passed, head
+
+
+# -- predict from the checkpoint alone ----------------------------------------------------------
+def _test_overrides(config: str) -> list[str]:
+    return re.search(r"^# test-overrides:(.*)$", open(config, encoding="utf-8").read(), flags=re.M).group(1).split()
+
+
+def test_predict_from_checkpoint_after_the_training_file_is_deleted(tmp_path):
+    """One training step through the CLI, then `seqkit predict --ckpt_path` with no --config, before
+    and after the training file is deleted: the same translations, and attention pictures from the
+    config's AttentionPlot callback."""
+    pairs = generate_pairs(150, seed=5)
+    train = _write_tsv(tmp_path / "train.tsv", pairs)
+    run_seqkit("fit", "--config", CONFIG, *_test_overrides(CONFIG), f"--data.init_args.train_file={train}",
+               "--data.init_args.loader.batch_size=16", "--trainer.max_steps=1", "--trainer.limit_train_batches=1",
+               "--trainer.limit_val_batches=1", *logger_args(tmp_path / "fit"), cwd=tmp_path)
+    ckpt = str(sorted((tmp_path / "fit").rglob("*.ckpt"))[-1])
+    sources = tmp_path / "sources.txt"
+    sources.write_text("".join(f"{s}\n" for s, _ in pairs[:20]) + "\nThree zebras\n", encoding="utf-8")
+    outputs = []
+    for run in ("before", "after"):
+        if run == "after":
+            (tmp_path / "train.tsv").unlink()
+        out = tmp_path / f"{run}.txt"
+        run_seqkit("predict", "--ckpt_path", ckpt, f"--data.init_args.predict_file={sources}",
+                   f"--prediction.output={out}", *logger_args(tmp_path / run), cwd=tmp_path)
+        outputs.append(out.read_text(encoding="utf-8").splitlines())
+        assert list((tmp_path / run).rglob("attention_predict_0.png"))
+    assert len(outputs[0]) == 22 and outputs[0] == outputs[1]
+    assert outputs[0][20] == ""  # a blank line translates to a blank line

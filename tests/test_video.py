@@ -1,14 +1,18 @@
 """Per-frame video classification (plugins/seqkit-video): the three input forms, bad input named
-by file, masking of clips of different lengths, segment metrics against hand-computed values,
-and fit + predict through the real CLI. (The 2-process DDP fit of configs/video.yaml runs in
-tests/test_ddp.py from the config's ``# test-overrides:`` line.)"""
+by file, masking of clips of different lengths, stitched and streamed windows, segment metrics
+against hand-computed values, seqkit.testing's contract checks, and fit + predict through the real
+CLI, also from a checkpoint once the training clips are deleted. (The 2-process DDP fit of
+configs/video.yaml runs in tests/test_ddp.py from the config's ``# test-overrides:`` line.)"""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
 import json
+import re
+import shutil
 import sys
+from functools import partial
 
 import numpy as np
 import pytest
@@ -17,7 +21,9 @@ from PIL import Image
 
 from conftest import CONFIGS, last_value, logger_args, read_metrics, run_seqkit
 from seqkit import Batch, DataError, LSTMStack, SeqkitError, SequenceModel, Spec
-from seqkit_video import Clip3DCNN, EditScore, FrameCNN, PerFrameHead, SegmentF1, TorchvisionFrames, VideoClipData
+from seqkit.testing import check_datamodule, check_head, isolated_registry
+from seqkit_video import (Clip3DCNN, EditScore, FrameCNN, PerFrameHead, SegmentF1, TorchvisionFrames, VideoBatch,
+                          VideoClipData, VideoSpec)
 from seqkit_video.data import cut_windows
 from seqkit_video.io import read_frame_folder, read_video
 from seqkit_video.segments import edit_score, f1_counts, segments
@@ -88,27 +94,32 @@ def clip_dir(tmp_path):
 # -- the three input forms -----------------------------------------------------------------------
 def test_three_input_forms_read_with_their_labels(clip_dir):
     root, truth = clip_dir
-    data = VideoClipData(data_dir=str(root), window=8, overlap=2, batch_size=4)
+    data = VideoClipData(data_dir=str(root), window=8, overlap=2, loader={"batch_size": 4})
     data.setup("fit")
     spec = data.spec
-    assert spec.input_kind == "frames" and spec.extra["frame_shape"] == [1, 8, 8]
-    assert spec.extra["labels"] == ["bright", "dark"]
+    assert isinstance(spec, VideoSpec) and spec.input_kind == "frames" and spec.frame_shape == [1, 8, 8]
+    assert spec.labels == ["bright", "dark"] and (spec.window, spec.overlap) == (8, 2)
     # every clip is read whole, in frame order, with its own labels
-    clips = {name: (frames, targets) for name, frames, targets in data.val_set.clips}
+    clips = {name: (frames, targets, numbers) for frames, targets, name, numbers in data.val_set.items}
     assert sorted(clips) == ["a_png", "b_npy", "c_pt"]
     for name, labels in truth["val"].items():
-        frames, targets = clips[name]
-        assert frames.shape == (len(labels), 1, 8, 8)
-        assert [spec.extra["labels"][k] for k in targets.tolist()] == labels
+        frames, targets, numbers = clips[name]
+        assert frames.shape == (len(labels), 1, 8, 8) and numbers.tolist() == list(range(len(labels)))
+        assert [spec.labels[k] for k in targets.tolist()] == labels
         # brightness follows the label frame by frame, so frames were not reordered
         bright = frames.float().mean((1, 2, 3)) > 128
         assert bright.tolist() == [label == "bright" for label in labels]
     # training windows of 8 frames overlapping by 2 cover every frame of every clip
-    covered = {k: set() for k in range(3)}
-    for k, start, end in data.train_set.windows:
-        assert end - start <= 8
-        covered[k].update(range(start, end))
-    assert all(covered[k] == set(range(data.train_set.clips[k][1].shape[0])) for k in covered)
+    covered = {name: set() for name in truth["train"]}
+    for frames, _, name, numbers in data.train_set.items:
+        assert len(frames) == len(numbers) <= 8
+        covered[name].update(numbers.tolist())
+    assert all(covered[name] == set(range(len(labels))) for name, labels in truth["train"].items())
+    # a batch normalises the frames and keeps the clip names and frame numbers
+    batch = next(iter(data.val_dataloader()))
+    assert isinstance(batch, VideoBatch) and sorted(batch.names) == ["a_png", "b_npy", "c_pt"]
+    assert batch.inputs.dtype == torch.float32 and abs(float(batch.inputs[batch.frame_numbers >= 0].mean())) < 0.5
+    assert (batch.frame_numbers[batch.targets == -100] == -1).all()
 
 
 def test_png_frames_are_exact_and_naturally_ordered(tmp_path):
@@ -133,10 +144,12 @@ def test_resize_stride_and_channels(tmp_path):
     truth = make_split(root / "train", n_frames=(14, 21, 18))
     data = VideoClipData(data_dir=str(root), frame_size=[4, 6], channels=3, frame_stride=2, window=0)
     spec = data.spec
-    assert spec.extra["frame_shape"] == [3, 4, 6] and spec.extra["frame_stride"] == 2
-    clips = {name: (frames, labels) for name, frames, labels in data._clips("train")}
-    assert clips["b_npy"][0].shape == (11, 3, 4, 6)  # ceil(21 / 2) frames
-    assert clips["b_npy"][1] == truth["b_npy"][::2]
+    assert spec.frame_shape == [3, 4, 6] and spec.input_size == 3 * 4 * 6
+    clips = {name: (frames, targets, numbers) for frames, targets, name, numbers in data.dataset("train").items}
+    frames, targets, numbers = clips["b_npy"]
+    assert frames.shape == (11, 3, 4, 6)  # ceil(21 / 2) frames
+    assert [spec.labels[k] for k in targets.tolist()] == truth["b_npy"][::2]
+    assert numbers.tolist() == list(range(0, 21, 2))  # predictions keep the original frame numbers
 
 
 @pytest.mark.skipif(importlib.util.find_spec("av") is None and importlib.util.find_spec("torchvision") is None,
@@ -254,19 +267,42 @@ def test_cli_prints_bad_frame_as_one_line(tmp_path):
 
 def test_torchvision_encoder_explains_when_torchvision_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "torchvision", None)
-    spec = Spec(input_kind="frames", num_classes=2, extra={"frame_shape": [3, 16, 16], "labels": ["a", "b"]})
+    spec = VideoSpec(num_classes=2, labels=["a", "b"], frame_shape=[3, 16, 16])
     with pytest.raises(SeqkitError, match="TorchvisionFrames needs torchvision, which is not installed.*FrameCNN or Clip3DCNN"):
         TorchvisionFrames(spec)
 
 
+def test_frame_encoders_and_head_refuse_data_that_is_not_video():
+    spec = Spec(input_kind="features", input_size=4, num_classes=2, labels=["a", "b"], source="SequenceArrayData")
+    for encoder in (FrameCNN, Clip3DCNN):
+        with pytest.raises(SeqkitError, match=f"{encoder.__name__} needs video frames from data giving a VideoSpec.*"
+                                              "SequenceArrayData gives a Spec"):
+            encoder(spec)
+    import seqkit_video.plugin
+
+    with isolated_registry(seqkit_video.plugin), pytest.raises(
+            SeqkitError, match="PerFrameHead needs data giving a VideoSpec, but SequenceArrayData gives a Spec; "
+                               "data modules that fit: VideoClipData"):
+        SequenceModel(head=PerFrameHead, spec=spec)
+
+
 # -- masking ---------------------------------------------------------------------------------------
-def _model(encoder, bidirectional: bool, window: int, overlap: int) -> SequenceModel:
-    spec = Spec(input_kind="frames", num_classes=3,
-                extra={"frame_shape": [1, 8, 8], "labels": ["x", "y", "z"], "window": window, "overlap": overlap})
+def _model(encoder, bidirectional: bool, window: int, overlap: int, **head_args) -> SequenceModel:
+    spec = VideoSpec(input_size=64, num_classes=3, labels=["x", "y", "z"], frame_shape=[1, 8, 8], window=window,
+                     overlap=overlap)
     torch.manual_seed(0)
-    model = SequenceModel(head=PerFrameHead, rnn=lambda n: LSTMStack(n, hidden_size=8, bidirectional=bidirectional),
+    model = SequenceModel(head=partial(PerFrameHead, **head_args),
+                          rnn=lambda n: LSTMStack(n, hidden_size=8, bidirectional=bidirectional),
                           encoder=lambda s: encoder(s, channels=4, depth=2, output_size=8), spec=spec)
     return model.eval()
+
+
+def _log_probs(model, batch):
+    return model.head.clip_log_probs(model.encode(batch), batch, model.encode)
+
+
+def _val_loss(model, batch):
+    return model.head.loss(model.encode(batch), batch, "val", model.encode)
 
 
 @pytest.mark.parametrize("encoder", [FrameCNN, Clip3DCNN])
@@ -281,14 +317,39 @@ def test_padding_does_not_change_predictions(encoder, bidirectional, window):
     padded[0, 5:] = 9.0  # garbage in the padding must not leak into the short clip
     both = Batch(inputs=padded, lengths=torch.tensor([5, 11]), targets=torch.zeros(2, 11, dtype=torch.long))
     with torch.no_grad():
-        p_alone = model.head.clip_log_probs(model, alone)[0]
-        p_both = model.head.clip_log_probs(model, both)
+        p_alone = _log_probs(model, alone)[0]
+        p_both = _log_probs(model, both)
     assert torch.allclose(p_alone, p_both[0, :5], atol=1e-5)
     # the loss counts real frames only: a batch's loss is the mean of its clips' losses
     long_alone = Batch(inputs=long[None], lengths=torch.tensor([11]), targets=torch.zeros(1, 11, dtype=torch.long))
     with torch.no_grad():
-        losses = [model.head.step(model, b, "val") for b in (alone, long_alone, both)]
+        losses = [_val_loss(model, b) for b in (alone, long_alone, both)]
     assert float(losses[2]) == pytest.approx(float((losses[0] + losses[1]) / 2), abs=1e-5)
+
+
+def test_streaming_carries_the_state_from_window_to_window():
+    """A unidirectional stack streams by default: each window starts from the state the previous
+    one ended in, so with a per-frame encoder it labels exactly as one pass over the whole clip.
+    Stitching (streaming: false) starts every window from zeros and differs."""
+    clips = torch.randn(2, 13, 1, 8, 8)
+    batch = Batch(inputs=clips, lengths=torch.tensor([13, 9]))
+    streamed = _model(FrameCNN, False, window=4, overlap=1)
+    assert streamed.head.streams(streamed.encode(batch))
+    whole = _model(FrameCNN, False, window=0, overlap=0)
+    stitched = _model(FrameCNN, False, window=4, overlap=1, streaming=False)
+    with torch.no_grad():
+        want = _log_probs(whole, batch)
+        got = _log_probs(streamed, batch)
+        other = _log_probs(stitched, batch)
+    for b, n in enumerate([13, 9]):
+        torch.testing.assert_close(got[b, :n], want[b, :n], rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(other[b, :n], want[b, :n], atol=1e-4)
+    # a bidirectional stack stitches by default and refuses to stream
+    bi = _model(FrameCNN, True, window=4, overlap=1)
+    assert not bi.head.streams(bi.encode(batch))
+    forced = _model(FrameCNN, True, window=4, overlap=1, streaming=True)
+    with pytest.raises(SeqkitError, match="streaming: true .* needs a unidirectional stack"):
+        _log_probs(forced, batch)
 
 
 def test_windows_cover_clips_on_the_stitching_grid():
@@ -382,3 +443,65 @@ def test_fit_then_predict_writes_per_frame_csv_and_timeline(clip_dir, tmp_path):
     assert correct >= 13, by_clip["p_labelled"]
     with Image.open(tmp_path / "preds_timeline.png") as im:
         assert im.format == "PNG" and im.size[0] >= 500
+
+
+# -- the contract checks of seqkit.testing -----------------------------------------------------------
+def _predict_dir(folder) -> None:
+    """A folder of clips to predict: one with a label file, one without."""
+    folder.mkdir()
+    labels = _labels(15)
+    np.save(folder / "p_labelled.npy", _frames(labels))
+    write_segments_csv(folder / "p_labelled.csv", labels)
+    write_png_folder(folder / "q_unlabelled", _frames(_labels(9)))
+
+
+def test_contract_checks_on_clip_files(clip_dir, tmp_path):
+    root, _ = clip_dir
+    _predict_dir(tmp_path / "new")
+    kwargs = dict(data_dir=str(root), window=8, overlap=2, loader={"batch_size": 2})
+    report = check_datamodule(VideoClipData, training_files=[str(root / "train"), str(root / "val")],
+                              predict_kwargs={"predict_dir": str(tmp_path / "new")}, **kwargs)
+    assert "predicts without training files" in report.passed
+    encoder = partial(FrameCNN, channels=4, depth=2, output_size=8)
+    streamed = check_head(PerFrameHead, VideoClipData(**kwargs), encoder=encoder)  # unidirectional: streams
+    stitched = check_head(PerFrameHead, VideoClipData(**kwargs), encoder=encoder,
+                          rnn=partial(LSTMStack, hidden_size=8, bidirectional=True))
+    for r in (streamed, stitched):
+        assert {"honours lengths", "ignores padded targets", "checkpoint round trip"} <= set(r.passed), str(r)
+
+
+def test_contract_checks_on_generated_clips():
+    kwargs = dict(num_train=6, num_val=3, num_test=2, min_frames=10, max_frames=20, frame_size=16, window=8, overlap=2,
+                  loader={"batch_size": 3})
+    check_datamodule(VideoClipData, **kwargs)
+    check_head(PerFrameHead, VideoClipData(**kwargs), encoder=partial(Clip3DCNN, channels=4, depth=2, output_size=8))
+
+
+def _test_overrides(config) -> list[str]:
+    m = re.search(r"^# test-overrides:(.*)$", config.read_text(), flags=re.M)
+    assert m, f"{config} has no '# test-overrides:' line"
+    return m.group(1).split()
+
+
+def test_predict_from_checkpoint_alone_once_training_clips_are_deleted(clip_dir, tmp_path, monkeypatch):
+    """`seqkit predict --ckpt_path` with no --config rebuilds the data module from the checkpoint
+    (labels, frame shape, normalisation) and never reads the training clips."""
+    from seqkit.cli import main
+
+    root, truth = clip_dir
+    monkeypatch.chdir(tmp_path)
+    config = CONFIGS / "video.yaml"
+    main(["fit", "--config", str(config), *_test_overrides(config), f"--data.init_args.data_dir={root}",
+          "--data.init_args.loader.batch_size=4", "--trainer.max_steps=1", *logger_args(tmp_path / "fit")])
+    ckpt = next((tmp_path / "fit").rglob("*.ckpt"))
+    predict = ["predict", "--ckpt_path", str(ckpt), "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
+    main([*predict, f"--prediction.output={tmp_path / 'before.csv'}"])
+    shutil.rmtree(root / "train")
+    shutil.rmtree(root / "val")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run_seqkit(*predict, f"--prediction.output={tmp_path / 'after.csv'}", cwd=elsewhere)
+    before, after = (tmp_path / "before.csv").read_text(), (tmp_path / "after.csv").read_text()
+    assert after == before
+    rows = list(csv.DictReader(before.splitlines()))
+    assert {r["clip"] for r in rows} == set(truth["test"]) and len(rows) == sum(map(len, truth["test"].values()))

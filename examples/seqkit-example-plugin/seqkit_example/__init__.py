@@ -1,4 +1,4 @@
-"""seqkit-example-plugin: the sum of a sequence of digits, as a seqkit task plugin."""
+"""seqkit-example-plugin: a seqkit task plugin, a head and a data module (see README.md)."""
 
 from seqkit_example.data import DigitSumData
 from seqkit_example.heads import DigitSumHead

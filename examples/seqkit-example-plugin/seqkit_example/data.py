@@ -8,28 +8,23 @@ file's order.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
-from torch.utils.data import Dataset
 
-from seqkit import Batch, DataError, SeqDataModule, Spec, Vocab, pad, require_file
+from seqkit import Batch, DataError, Examples, SeqDataModule, Spec, Vocab, pad
 
 DIGITS = "0123456789"
+SEEDS = {"train": 0, "val": 1, "test": 2}
 
 
-class DigitSequences(Dataset):
-    """(digit ids, sum) pairs; ``lengths`` lets seqkit batch similar lengths together."""
+@dataclass
+class DigitSumSpec(Spec):
+    """A :class:`seqkit.Spec` with the scale of the sums (what ``DigitSumHead`` reads)."""
 
-    def __init__(self, items: list[tuple[list[int], int]]) -> None:
-        self.items = items
-        self.lengths = [len(ids) for ids, _ in items]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int):
-        return self.items[i]
+    scale: float = 1.0
+    """The head predicts sum / scale (9 x the longest training sequence), so targets lie in [0, 1]."""
 
 
 def generate(n: int, min_len: int, max_len: int, seed: int) -> list[str]:
@@ -40,7 +35,6 @@ def generate(n: int, min_len: int, max_len: int, seed: int) -> list[str]:
 
 def read_digit_file(path: str) -> list[str]:
     """Digit strings, one per non-empty line (spaces ignored); errors name the file and line."""
-    require_file(path, "data.predict_file")
     rows = []
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -59,6 +53,9 @@ def read_digit_file(path: str) -> list[str]:
 class DigitSumData(SeqDataModule):
     """Digit strings and their digit sums: generated for training, from a file for prediction."""
 
+    spec_type = DigitSumSpec
+    fitted = {"vocab": Vocab, "scale": float}  # set by fit_state(), saved in checkpoints
+
     def __init__(
         self,
         predict_file: Optional[str] = None,
@@ -67,10 +64,7 @@ class DigitSumData(SeqDataModule):
         num_test: int = 400,
         min_len: int = 1,
         max_len: int = 10,
-        batch_size: int = 64,
-        eval_batch_size: Optional[int] = None,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
         """
         Args:
@@ -81,60 +75,31 @@ class DigitSumData(SeqDataModule):
             num_test: Generated test sequences.
             min_len: Fewest digits in a generated sequence.
             max_len: Most digits in a generated sequence; sums are scaled by 9 * max_len.
-            batch_size: Sequences per training batch (per process under DDP).
-            eval_batch_size: Sequences per evaluation batch (default: batch_size).
-            num_workers: DataLoader worker processes.
-            seed: Seed of the generator and of shuffling.
         """
-        super().__init__(batch_size, eval_batch_size, num_workers, seed)
+        super().__init__(**kwargs)  # loader (batch sizes, workers) and seed, as in every data module
         if not 1 <= min_len <= max_len:
-            raise DataError(f"data.min_len and data.max_len must satisfy 1 <= min_len <= max_len (got {min_len}, {max_len})")
+            raise DataError(f"data.init_args: need 1 <= min_len <= max_len (got {min_len}, {max_len})")
         self.predict_file = predict_file
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
         self.min_len, self.max_len = min_len, max_len
-        self.vocab: Vocab | None = None
-        self.scale: int | None = None
 
-    def build_spec(self) -> Spec:
-        if self.vocab is None:  # not restored from a checkpoint
-            self.vocab = Vocab.build([list(DIGITS)])
-            self.scale = 9 * self.max_len
-        return Spec(
-            input_kind="tokens",
-            input_size=len(self.vocab),
-            pad_id=self.vocab.pad_id,
-            num_targets=1,
-            vocabs={"digits": self.vocab},
-            extra={"scale": self.scale},
-        )
+    def fit_state(self) -> None:
+        self.vocab = Vocab.build([list(DIGITS)])
+        self.scale = 9.0 * self.max_len  # the largest sum in training: a checkpoint keeps it
 
-    def _encode(self, strings: list[str]) -> DigitSequences:
-        return DigitSequences([(self.vocab.encode(list(s)), sum(map(int, s))) for s in strings])
+    def build_spec(self) -> DigitSumSpec:
+        return DigitSumSpec(input_kind="tokens", input_size=len(self.vocab), pad_id=self.vocab.pad_id,
+                            num_targets=1, vocabs={"digits": self.vocab}, scale=self.scale)
 
-    def setup(self, stage: str) -> None:
-        self.spec  # noqa: B018 - the vocabulary (or the one restored from the checkpoint)
-        offset = {"train": 0, "val": 1, "test": 2}
-        for split in ("train", "val", "test"):
-            wanted = {"train": stage == "fit", "val": stage in ("fit", "validate"), "test": stage == "test"}[split]
-            if wanted:
-                strings = generate(self.sizes[split], self.min_len, self.max_len, self.seed * 1000 + offset[split])
-                setattr(self, f"{split}_set", self._encode(strings))
-        if stage == "predict":
-            if self.predict_file is not None:
-                strings = read_digit_file(self.predict_file)
-            else:
-                strings = generate(self.sizes["test"], self.min_len, self.max_len, self.seed * 1000 + offset["test"])
-            self.predict_set = self._encode(strings)
+    def dataset(self, split: str) -> Examples:
+        if split == "predict" and self.predict_file is not None:
+            strings = read_digit_file(self.split_file("predict_file"))
+        else:
+            split = "test" if split == "predict" else split
+            strings = generate(self.sizes[split], self.min_len, self.max_len, self.seed * 1000 + SEEDS[split])
+        return Examples([(self.vocab.encode(s), sum(map(int, s)), s) for s in strings])
 
     def collate(self, examples: list) -> Batch:
-        inputs, lengths = pad([ids for ids, _ in examples], value=self.vocab.pad_id, dtype=torch.long)  # (B, T)
-        targets = torch.tensor([total for _, total in examples], dtype=torch.float)  # (B,)
-        return Batch(inputs=inputs, lengths=lengths, targets=targets)
-
-    def state_dict(self) -> dict:
-        return {} if self.vocab is None else {"vocab": self.vocab.state_dict(), "scale": self.scale}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state:
-            self.vocab = Vocab.from_state(state["vocab"])
-            self.scale = int(state["scale"])
+        inputs, lengths = pad([ids for ids, _, _ in examples], value=self.vocab.pad_id, dtype=torch.long)  # (B, T)
+        targets = torch.tensor([total for _, total, _ in examples], dtype=torch.float)  # (B,)
+        return Batch(inputs=inputs, lengths=lengths, targets=targets, names=[s for _, _, s in examples])

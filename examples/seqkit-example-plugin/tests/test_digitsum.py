@@ -1,4 +1,4 @@
-"""The example plugin's own contract tests, with seqkit.testing (run: pytest)."""
+"""Contract tests with seqkit.testing, and a test of the task (run: pytest)."""
 
 from seqkit.testing import check_datamodule, check_head, check_plugin
 
@@ -6,17 +6,16 @@ from seqkit_example import plugin
 from seqkit_example.data import DigitSumData
 from seqkit_example.heads import DigitSumHead
 
-SMALL = dict(num_train=64, num_val=32, num_test=32, batch_size=8)
+SMALL = dict(num_train=64, num_val=32, num_test=32, loader={"batch_size": 8})
 
 
 def test_plugin_registers_its_classes():
-    registry = check_plugin(plugin, name="example")
-    assert registry.names("heads") == ["DigitSumHead"]
-    assert registry.names("datamodules") == ["DigitSumData"]
+    info = check_plugin(plugin, name="example").plugins["example"]
+    assert info.heads == ["DigitSumHead"] and info.datamodules == ["DigitSumData"]
 
 
 def test_datamodule_contract():
-    check_datamodule(DigitSumData, **SMALL)
+    check_datamodule(DigitSumData, **SMALL)  # generated data: no training files to hide
 
 
 def test_head_contract():
@@ -27,5 +26,5 @@ def test_targets_are_digit_sums():
     dm = DigitSumData(**SMALL)
     dm.setup("fit")
     vocab = dm.spec.vocabs["digits"]
-    for ids, total in dm.train_set:
-        assert total == sum(int(d) for d in vocab.decode(ids))
+    for ids, total, digits in dm.train_set:
+        assert total == sum(int(d) for d in vocab.decode(ids)) == sum(map(int, digits))

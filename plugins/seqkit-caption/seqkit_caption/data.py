@@ -3,8 +3,8 @@
 By default it draws the embedded shapes data (``seqkit_caption.shapes``: seeded, no download).
 With ``captions`` it reads your own: a folder of images and a captions file, TSV / CSV (one
 ``image, caption`` row per caption; several rows per image give several references) or COCO-style
-JSON. The vocabulary is built from the training captions and saved in checkpoints, so captioning
-new images needs only the checkpoint and the images.
+JSON. The vocabulary is built from the training captions and saved in checkpoints (the module's
+fitted state), so captioning new images needs only the checkpoint and the images.
 
 An example is one image. In training it carries all its captions (the image is encoded once and
 the decoder learns every caption; ``batch_size`` counts images); in validation and test its first
@@ -15,20 +15,17 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from seqkit import Batch, DataError, SeqDataModule, Spec, Tokenizer, Vocab, pad
+from seqkit import DataError, OnBad, SeqDataModule, Tokenizer, Vocab, pad
 
 from seqkit_caption.images import image_to_tensor, list_images, load_image, read_captions
 from seqkit_caption.shapes import CANVAS, generate
-
-# ImageNet statistics: the usual choice, and what torchvision backbones expect.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from seqkit_caption.spec import IMAGENET_MEAN, IMAGENET_STD, CaptionSpec, OneToManyBatch
 
 
 class ImageCaptionSet(Dataset):
@@ -53,7 +50,11 @@ class ImageCaptionSet(Dataset):
 
 
 class CaptionData(SeqDataModule):
-    """Images and captions: the generated shapes data, or your own images and captions file."""
+    """Images and captions: the generated shapes data, or your own images and captions file.
+    ``loader.batch_size`` counts images, each with all its captions."""
+
+    spec_type = CaptionSpec
+    fitted = {"vocab": Vocab, "max_target_len": int}
 
     def __init__(
         self,
@@ -71,15 +72,12 @@ class CaptionData(SeqDataModule):
         min_freq: int = 1,
         max_vocab: Optional[int] = None,
         max_caption_len: int = 30,
-        on_bad: Literal["error", "skip"] = "error",
+        on_bad: OnBad = "error",
         cache_images: bool = True,
         num_train: int = 3000,
         num_val: int = 200,
         num_test: int = 300,
-        batch_size: int = 64,
-        eval_batch_size: Optional[int] = None,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
         """
         Args:
@@ -112,18 +110,15 @@ class CaptionData(SeqDataModule):
             num_train: Generated training images (each has two captions).
             num_val: Generated validation images.
             num_test: Generated test images.
-            batch_size: Images per training batch (per process under DDP), each with all its captions.
-            eval_batch_size: Images per validation/test/predict batch (default: batch_size).
-            num_workers: DataLoader worker processes.
-            seed: Seed of the generated data, of the held-out split and of shuffling.
         """
-        super().__init__(batch_size, eval_batch_size, num_workers, seed)
+        super().__init__(**kwargs)
         if on_bad not in ("error", "skip"):
-            raise DataError(f"data.on_bad must be 'error' or 'skip', got {on_bad!r}")
+            raise DataError(f"data.init_args.on_bad must be 'error' or 'skip', got {on_bad!r}")
         if len(image_size) != 2 or min(image_size) < 8:
-            raise DataError(f"data.image_size must be [height, width], each >= 8; got {list(image_size)}")
+            raise DataError(f"data.init_args.image_size must be [height, width], each >= 8; got {list(image_size)}")
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-            raise DataError(f"data.val_fraction and data.test_fraction must be in [0, 1) and sum below 1 (got {val_fraction}, {test_fraction})")
+            raise DataError("data.init_args.val_fraction and test_fraction must be in [0, 1) and sum below 1 "
+                            f"(got {val_fraction}, {test_fraction})")
         # files are checked when they are read, not here: predicting from a checkpoint must not
         # need the training captions
         self.captions, self.image_dir = captions, image_dir
@@ -136,15 +131,13 @@ class CaptionData(SeqDataModule):
         self.max_caption_len, self.on_bad, self.cache_images = max_caption_len, on_bad, cache_images
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
         self.tokenizer = Tokenizer("word", lowercase=lowercase)
-        self.vocab: Vocab | None = None
-        self.max_target_len = max_caption_len
         self._files: dict[str, tuple] | None = None  # user data: split -> (paths, names, captions, where)
         self._loaded: dict[str, tuple] = {}  # split -> (images, names, captions per image)
 
     # -- reading ------------------------------------------------------------------------------
     def _bad(self, problems: list[str], message: str) -> None:
         if self.on_bad == "error":
-            raise DataError(f"{message} (set data.on_bad: skip to leave such rows out)")
+            raise DataError(f"{message} (set data.init_args.on_bad: skip to leave such rows out)")
         problems.append(message)
 
     def _warn_skipped(self, what: str, problems: list[str]) -> None:
@@ -213,8 +206,9 @@ class CaptionData(SeqDataModule):
         where); splits without a file of their own are held out of the training images."""
         if self._files is not None:
             return self._files
-        files = {"train": self.captions, "val": self.val_captions, "test": self.test_captions}
-        parsed = {split: self._read_file(path) for split, path in files.items() if path is not None}
+        files = {"captions": self.captions, "val_captions": self.val_captions, "test_captions": self.test_captions}
+        parsed = {split: self._read_file(self.split_file(key, path))
+                  for split, (key, path) in zip(("train", "val", "test"), files.items()) if path is not None}
         train = parsed["train"]
         order = list(range(len(train[0])))
         random.Random(self.seed).shuffle(order)
@@ -255,30 +249,26 @@ class CaptionData(SeqDataModule):
                 self._loaded[split] = (images, [names[k] for k in kept], [caps[k] for k in kept])
         return self._loaded[split]
 
-    # -- the contract ---------------------------------------------------------------------------
-    def build_spec(self) -> Spec:
-        if self.vocab is None:
-            if self.captions is None:
-                train_caps = self._split("train")[2]
-            else:
-                train_caps = self._parsed()["train"][2]
-            tokenised = [self._tokens(c) for caps in train_caps for c in caps]
-            self.vocab = Vocab.build(tokenised, min_freq=self.min_freq, max_size=self.max_vocab)
-            self.max_target_len = max(len(t) for t in tokenised) + 1  # + <eos>
-        return Spec(
+    # -- fitted state and spec ------------------------------------------------------------------
+    def fit_state(self) -> None:
+        train_caps = self._split("train")[2] if self.captions is None else self._parsed()["train"][2]
+        tokenised = [self._tokens(c) for caps in train_caps for c in caps]
+        self.vocab = Vocab.build(tokenised, min_freq=self.min_freq, max_size=self.max_vocab)
+        self.max_target_len = max(len(t) for t in tokenised) + 1  # + <eos>
+
+    def build_spec(self) -> CaptionSpec:
+        return CaptionSpec(
             input_kind="image",
             input_size=3,
             pad_id=self.vocab.pad_id,
             vocabs={"target": self.vocab},
-            extra={
-                "image_size": self.image_size,
-                "mean": self.mean,
-                "std": self.std,
-                "max_target_len": self.max_target_len,
-                "tokenizer": self.tokenizer,
-                "source_field": "image",
-                "target_field": "caption",
-            },
+            max_target_len=int(self.max_target_len),
+            tokenizer=self.tokenizer,
+            source_field="image",
+            target_field="caption",
+            image_size=self.image_size,
+            mean=self.mean,
+            std=self.std,
         )
 
     def _tokens(self, caption: str) -> list[str]:
@@ -293,44 +283,34 @@ class CaptionData(SeqDataModule):
             items.append((k, targets, norm))
         return ImageCaptionSet(images, names, items, self.image_size)
 
-    def setup(self, stage: str) -> None:
-        self.spec  # noqa: B018 - builds the vocabulary unless a checkpoint restored it
-        if stage == "fit":
-            self.train_set = self._dataset("train", all_captions=True)
-        if stage in ("fit", "validate"):
-            self.val_set = self._dataset("val", all_captions=False)
-        if stage == "test":
-            self.test_set = self._dataset("test", all_captions=False)
-        if stage == "predict":
-            if self.predict_images is None:
-                self.predict_set = self._dataset("test", all_captions=False)
-            else:
-                paths = list_images(self.predict_images)
-                images, kept = self._load_images(paths, [f"data.predict_images ({p})" for p in paths], "data.predict_images")
-                names = [paths[k] for k in kept]
-                self.predict_set = ImageCaptionSet(images, names, [(k, None, []) for k in range(len(kept))], self.image_size)
+    def dataset(self, split: str) -> ImageCaptionSet:
+        if split == "train":
+            return self._dataset("train", all_captions=True)  # every caption of an image, encoded once
+        if split in ("val", "test"):
+            return self._dataset(split, all_captions=False)  # the first is the loss's target; all are references
+        if self.predict_images is None:
+            return self._dataset("test", all_captions=False)
+        paths = list_images(self.predict_images)
+        key = "data.init_args.predict_images"
+        images, kept = self._load_images(paths, [f"{key} ({p})" for p in paths], key)
+        return ImageCaptionSet(images, [paths[k] for k in kept], [(k, None, []) for k in range(len(kept))], self.image_size)
 
-    def collate(self, examples: list) -> Batch:
+    def collate(self, examples: list) -> OneToManyBatch:
         images = torch.stack([img for img, _, _, _ in examples]).float().div_(255.0)  # (B, 3, H, W)
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)
         images = (images - mean) / std
-        extra = {"references": [refs for _, _, refs, _ in examples], "names": [n for _, _, _, n in examples]}
-        targets = target_lengths = None
+        targets = target_lengths = owner = None
         if all(t is not None for _, t, _, _ in examples):
             flat = [ids for _, t, _, _ in examples for ids in t]
             targets, target_lengths = pad(flat, value=self.vocab.pad_id, dtype=torch.long)  # (C, T), C captions
             if len(flat) != len(examples):  # several captions per image: which image each belongs to
-                extra["caption_image"] = torch.tensor([b for b, (_, t, _, _) in enumerate(examples) for _ in t])  # (C,)
-        return Batch(inputs=images, targets=targets, target_lengths=target_lengths, extra=extra)
-
-    def state_dict(self) -> dict:
-        if self.vocab is None:
-            return {}
-        return {"vocab": self.vocab.state_dict(), "tokenizer": self.tokenizer.state_dict(), "max_target_len": self.max_target_len}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state:
-            self.vocab = Vocab.from_state(state["vocab"])
-            self.tokenizer = Tokenizer.from_state(state["tokenizer"])
-            self.max_target_len = int(state["max_target_len"])
+                owner = torch.tensor([b for b, (_, t, _, _) in enumerate(examples) for _ in t])  # (C,)
+        return OneToManyBatch(
+            inputs=images,
+            targets=targets,
+            target_lengths=target_lengths,
+            names=[n for _, _, _, n in examples],
+            references=[refs for _, _, refs, _ in examples],
+            target_example=owner,
+        )

@@ -18,6 +18,12 @@ import torch
 from torch import nn
 
 from seqkit import InputEncoder, SeqkitError, Spec
+from seqkit_caption.spec import CaptionSpec
+
+
+def _image_size(spec: Spec, default: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of the data's images: a CaptionSpec's image_size, else ``default``."""
+    return tuple(spec.image_size) if isinstance(spec, CaptionSpec) else default
 
 
 def _coords(x: torch.Tensor) -> torch.Tensor:
@@ -58,7 +64,7 @@ class SmallImageCNN(InputEncoder):
             cin = cout
         self.dropout = nn.Dropout(dropout)
         self.output_size = channels[-1]
-        H, W = spec.extra.get("image_size", (32, 32))
+        H, W = _image_size(spec, (32, 32))
         self.grid = (H >> len(channels), W >> len(channels))
         if min(self.grid) < 1:
             raise SeqkitError(f"image_size {H}x{W} is too small for {len(channels)} stages (each halves it)")
@@ -110,7 +116,7 @@ class TorchvisionImageEncoder(InputEncoder):
         self.body = nn.Sequential(*(m for _, m in children[:cut]))
         if not trainable:
             self.body.requires_grad_(False)
-        H, W = spec.extra.get("image_size", (224, 224))
+        H, W = _image_size(spec, (224, 224))
         with torch.no_grad():
             probe = self.body(torch.zeros(1, 3, H, W))
         self.output_size = int(probe.shape[1])

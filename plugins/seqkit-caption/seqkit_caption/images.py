@@ -139,15 +139,15 @@ def list_images(path: str) -> list[str]:
             os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
         )
         if not found:
-            raise DataError(f"data.predict_images: no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {path}")
+            raise DataError(f"data.init_args.predict_images: no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {path}")
         return found
     if not os.path.isfile(path):
-        raise DataError(f"data.predict_images: not found: {path}")
+        raise DataError(f"data.init_args.predict_images: not found: {path}")
     if path.lower().endswith(IMAGE_EXTENSIONS):
         return [path]
     base = os.path.dirname(os.path.abspath(path))
     with open(path, encoding="utf-8") as fh:
         names = [line.strip() for line in fh if line.strip()]
     if not names:
-        raise DataError(f"data.predict_images: {path} lists no images")
+        raise DataError(f"data.init_args.predict_images: {path} lists no images")
     return [n if os.path.isabs(n) else os.path.join(base, n) for n in names]

@@ -11,7 +11,7 @@ test split measures whether the decoder learned to count and add rather than to 
 
 With ``train_file`` it reads your own: TSV lines ``numbers<TAB>tokens``, the vector's numbers
 separated by spaces or commas and the target tokens by spaces. Features are standardised with the
-training mean and deviation (saved in checkpoints with the vocabulary).
+training mean and deviation (the fitted state, saved in checkpoints with the vocabulary).
 """
 
 from __future__ import annotations
@@ -22,23 +22,11 @@ import re
 from typing import Optional
 
 import torch
-from torch.utils.data import Dataset
 
-from seqkit import Batch, DataError, SeqDataModule, Spec, Vocab, pad
+from seqkit import DataError, Examples, SeqDataModule, Vocab, pad
+from seqkit_caption.spec import OneToManyBatch, OneToManySpec
 
 _SPLIT = re.compile(r"[,\s]+")
-
-
-class _VectorSet(Dataset):
-    def __init__(self, items: list[tuple[list[float], list[int] | None, list[str], str]]) -> None:
-        self.items = items
-        self.lengths = [len(ids) if ids else 1 for _, ids, _, _ in items]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int):
-        return self.items[i]
 
 
 def generate_progressions(seed: int, max_start: int = 20, max_step: int = 5, min_count: int = 3, max_count: int = 8,
@@ -86,6 +74,9 @@ def read_vector_file(path: str, with_targets: bool = True) -> list[tuple[list[fl
 class VectorSequenceData(SeqDataModule):
     """One vector in, one token sequence out: generated arithmetic progressions, or your TSV files."""
 
+    spec_type = OneToManySpec
+    fitted = {"vocab": Vocab, "mean": list, "std": list, "max_target_len": int}
+
     def __init__(
         self,
         train_file: Optional[str] = None,
@@ -96,10 +87,7 @@ class VectorSequenceData(SeqDataModule):
         max_start: int = 20,
         max_step: int = 5,
         max_count: int = 8,
-        batch_size: int = 32,
-        eval_batch_size: Optional[int] = None,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
         """
         Args:
@@ -112,23 +100,16 @@ class VectorSequenceData(SeqDataModule):
             max_start: Generated progressions start at 0 .. max_start-1.
             max_step: Generated steps are 1 .. max_step.
             max_count: Generated progressions have 3 .. max_count numbers.
-            batch_size: Examples per training batch (per process under DDP).
-            eval_batch_size: Examples per evaluation batch (default: batch_size).
-            num_workers: DataLoader worker processes.
-            seed: Seed of the generated split and of shuffling.
         """
-        super().__init__(batch_size, eval_batch_size, num_workers, seed)
+        super().__init__(**kwargs)
         if train_file is not None and (val_file is None or test_file is None):
-            raise DataError("data.train_file needs data.val_file and data.test_file too")
+            raise DataError("data.init_args.train_file needs data.init_args.val_file and test_file too")
         if max_count < 3 or max_step < 1 or max_start < 1:
-            raise DataError("data.max_start and data.max_step must be >= 1 and data.max_count >= 3")
+            raise DataError("data.init_args.max_start and max_step must be >= 1 and max_count >= 3")
+        # files are checked when they are read: a module restored from a checkpoint never reads them
         self.files = {"train": train_file, "val": val_file, "test": test_file}
         self.predict_file, self.standardize = predict_file, standardize
         self.gen_args = {"max_start": max_start, "max_step": max_step, "max_count": max_count}
-        self.vocab: Vocab | None = None
-        self.mean: list[float] | None = None
-        self.std: list[float] | None = None
-        self.max_target_len = 0
         self._generated: dict | None = None
 
     def _raw(self, split: str) -> list[tuple[list[float], list[str]]]:
@@ -136,25 +117,28 @@ class VectorSequenceData(SeqDataModule):
             if self._generated is None:
                 self._generated = generate_progressions(self.seed, **self.gen_args)
             return self._generated[split]
-        return read_vector_file(self.files[split])
+        return read_vector_file(self.split_file(f"{split}_file", self.files[split]))
 
-    def build_spec(self) -> Spec:
-        if self.vocab is None:
-            train = self._raw("train")
-            self.vocab = Vocab.build(tokens for _, tokens in train)
-            x = torch.tensor([vec for vec, _ in train])  # (N, F)
-            self.mean = x.mean(0).tolist() if self.standardize else [0.0] * x.shape[1]
-            self.std = x.std(0).clamp(min=1e-6).tolist() if self.standardize and len(x) > 1 else [1.0] * x.shape[1]
-            self.max_target_len = max(len(t) for _, t in train) + 1  # + <eos>
-        return Spec(
+    def fit_state(self) -> None:
+        train = self._raw("train")
+        self.vocab = Vocab.build(tokens for _, tokens in train)
+        x = torch.tensor([vec for vec, _ in train])  # (N, F)
+        self.mean = x.mean(0).tolist() if self.standardize else [0.0] * x.shape[1]
+        self.std = x.std(0).clamp(min=1e-6).tolist() if self.standardize and len(x) > 1 else [1.0] * x.shape[1]
+        self.max_target_len = max(len(t) for _, t in train) + 1  # + <eos>
+
+    def build_spec(self) -> OneToManySpec:
+        return OneToManySpec(
             input_kind="features",
             input_size=len(self.mean),
             pad_id=self.vocab.pad_id,
             vocabs={"target": self.vocab},
-            extra={"max_target_len": self.max_target_len, "source_field": "input", "target_field": "output"},
+            max_target_len=int(self.max_target_len),
+            source_field="input",
+            target_field="output",
         )
 
-    def _dataset(self, rows, with_targets: bool = True) -> _VectorSet:
+    def _encode(self, rows, with_targets: bool = True) -> Examples:
         F = len(self.mean)
         items = []
         for vec, tokens in rows:
@@ -164,42 +148,25 @@ class VectorSequenceData(SeqDataModule):
             name = " ".join(f"{v:g}" for v in vec)
             ids = self.vocab.encode(tokens, add_bos=True, add_eos=True) if with_targets else None
             items.append((x, ids, [" ".join(tokens)] if with_targets else [], name))
-        return _VectorSet(items)
+        return Examples(items, lengths=[len(ids) if ids else 1 for _, ids, _, _ in items])
 
-    def setup(self, stage: str) -> None:
-        self.spec  # noqa: B018 - builds the vocabulary and scaler unless a checkpoint restored them
-        if stage == "fit":
-            self.train_set = self._dataset(self._raw("train"))
-        if stage in ("fit", "validate"):
-            self.val_set = self._dataset(self._raw("val"))
-        if stage == "test":
-            self.test_set = self._dataset(self._raw("test"))
-        if stage == "predict":
-            if self.predict_file is None:
-                self.predict_set = self._dataset(self._raw("test"))
-            else:
-                self.predict_set = self._dataset(read_vector_file(self.predict_file, with_targets=False), with_targets=False)
+    def dataset(self, split: str) -> Examples:
+        if split != "predict":
+            return self._encode(self._raw(split))
+        if self.predict_file is None:
+            return self._encode(self._raw("test"))
+        return self._encode(read_vector_file(self.split_file("predict_file"), with_targets=False), with_targets=False)
 
-    def collate(self, examples: list) -> Batch:
+    def collate(self, examples: list) -> OneToManyBatch:
         inputs = torch.tensor([x for x, _, _, _ in examples], dtype=torch.float32).unsqueeze(1)  # (B, 1, F)
         targets = target_lengths = None
         if all(ids is not None for _, ids, _, _ in examples):
             targets, target_lengths = pad([ids for _, ids, _, _ in examples], value=self.vocab.pad_id, dtype=torch.long)
-        return Batch(
+        return OneToManyBatch(
             inputs=inputs,
             lengths=torch.ones(len(examples), dtype=torch.long),
             targets=targets,
             target_lengths=target_lengths,
-            extra={"references": [r for _, _, r, _ in examples], "names": [n for _, _, _, n in examples]},
+            names=[n for _, _, _, n in examples],
+            references=[r for _, _, r, _ in examples],
         )
-
-    def state_dict(self) -> dict:
-        if self.vocab is None:
-            return {}
-        return {"vocab": self.vocab.state_dict(), "mean": self.mean, "std": self.std, "max_target_len": self.max_target_len}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state:
-            self.vocab = Vocab.from_state(state["vocab"])
-            self.mean, self.std = list(state["mean"]), list(state["std"])
-            self.max_target_len = int(state["max_target_len"])

@@ -3,5 +3,6 @@
 from seqkit_forecast.data import ForecastData
 from seqkit_forecast.head import ForecastHead
 from seqkit_forecast.plot import ForecastPlot
+from seqkit_forecast.spec import ForecastBatch, ForecastSpec
 
-__all__ = ["ForecastData", "ForecastHead", "ForecastPlot"]
+__all__ = ["ForecastBatch", "ForecastData", "ForecastHead", "ForecastPlot", "ForecastSpec"]

@@ -17,6 +17,10 @@ and targets and adds it back to the forecast: the per-window scaling of DeepAR (
 2020) and RevIN (Kim et al. 2022), which lets a model trained on 1949-1958 levels forecast the
 higher 1960 levels of a trending series.
 
+The fitted state (the scaler, the MASE denominators and the column names) is declared in
+``fitted``, so a module restored from a checkpoint forecasts from ``predict_file`` (recent
+history) without reading ``csv_path``, the training data, again.
+
 Default data: AirPassengers, monthly international airline passengers 1949-1960 in thousands
 (Box & Jenkins, *Time Series Analysis*, 1976, series G), shipped with this package.
 """
@@ -24,17 +28,16 @@ Default data: AirPassengers, monthly international airline passengers 1949-1960 
 from __future__ import annotations
 
 import math
-import os
 from importlib import resources
 from typing import Literal, Optional, Union
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from seqkit import Batch, DataError, SeqDataModule, Spec
+from seqkit import DataError, Examples, OnBad, SeqDataModule
 
 from seqkit_forecast.series import Scaler, Series, extend_times, read_series
+from seqkit_forecast.spec import ForecastBatch, ForecastSpec
 
 Column = Union[str, int]
 
@@ -44,28 +47,22 @@ def bundled_csv() -> str:
     return str(resources.files("seqkit_forecast").joinpath("datasets", "airpassengers.csv"))
 
 
-class _Windows(Dataset):
-    def __init__(self, items: list[dict]) -> None:
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.items[i]
-
-
 class ForecastData(SeqDataModule):
     """Sliding windows over a CSV time series (AirPassengers by default), split in time order."""
+
+    spec_type = ForecastSpec
+    fitted = {"scaler": Scaler, "mase_scale": list, "targets": list, "covariates": list}
 
     def __init__(
         self,
         csv_path: Optional[str] = None,
+        predict_file: Optional[str] = None,
         time_column: Optional[Column] = "auto",
         target_columns: Optional[list[Column]] = None,
         covariate_columns: Optional[list[Column]] = None,
         delimiter: Optional[str] = None,
         missing: Literal["error", "interpolate"] = "error",
+        on_bad: OnBad = "error",
         input_length: int = 24,
         horizon: int = 12,
         val_size: int = 12,
@@ -77,15 +74,15 @@ class ForecastData(SeqDataModule):
         scale: Literal["standard", "minmax", "none"] = "standard",
         window_norm: bool = False,
         predict_on: Literal["future", "test"] = "future",
-        batch_size: int = 32,
-        eval_batch_size: Optional[int] = None,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
         """
         Args:
             csv_path: CSV (or .tsv) with a header row, one row per time step in time order; null
                 uses the bundled AirPassengers series.
+            predict_file: The series `seqkit predict` forecasts from (the same columns, its most
+                recent rows at the end); null: csv_path. With it, predicting from a checkpoint
+                never reads csv_path.
             time_column: Column of time labels (name or 0-based index); "auto" takes the first
                 column when its values are not numbers or it is named time, date, t, ds, year,
                 month, ...; null for none.
@@ -97,6 +94,8 @@ class ForecastData(SeqDataModule):
             delimiter: Field separator; null: tab for .tsv files, comma otherwise.
             missing: Missing cells (empty, NA, NaN, ?): "error" names the file and line;
                 "interpolate" fills them linearly between neighbouring values.
+            on_bad: Rows with more or fewer fields than the header: "error" names the file and
+                line; "skip" drops them (with a warning).
             input_length: Past points the model reads for each forecast (the window).
             horizon: Points forecast at once.
             val_size: Points at the end (before the test part) held out for validation; 0 for none.
@@ -113,51 +112,58 @@ class ForecastData(SeqDataModule):
                 the forecast (DeepAR / RevIN style), so levels beyond the training range forecast well.
             predict_on: What `seqkit predict` forecasts: "future" (the horizon after the last row)
                 or "test" (the test part, with actuals, in windows of `horizon` points).
-            batch_size: Windows per training batch (per process under DDP).
-            eval_batch_size: Windows per evaluation batch (default: batch_size).
-            num_workers: DataLoader worker processes.
-            seed: Seed of shuffling.
         """
-        super().__init__(batch_size, eval_batch_size, num_workers, seed)
+        super().__init__(**kwargs)
         for name, value, low in (("input_length", input_length, 1), ("horizon", horizon, 1), ("stride", stride, 1),
                                  ("season", season, 1), ("val_size", val_size, 0), ("test_size", test_size, 0),
                                  ("difference", difference, 0)):
             if value < low:
-                raise DataError(f"data.{name} must be >= {low}, got {value}")
+                raise DataError(f"data.init_args.{name} must be >= {low}, got {value}")
         for name, size in (("val_size", val_size), ("test_size", test_size)):
             if 0 < size < horizon:
-                raise DataError(f"data.{name} ({size}) is shorter than data.horizon ({horizon}): no window fits in it")
-        self.csv_path = csv_path or bundled_csv()
+                raise DataError(f"data.init_args.{name} ({size}) is shorter than data.init_args.horizon ({horizon}): "
+                                "no window fits in it")
+        if transform not in ("none", "log"):
+            raise DataError(f"data.init_args.transform: unknown transform {transform!r}; choose none or log")
+        Scaler(scale)  # an unknown method fails here, not after reading the data
+        self.csv_path, self.predict_file = csv_path or bundled_csv(), predict_file
         self.time_column, self.target_columns = time_column, target_columns
-        self.covariate_columns, self.delimiter, self.missing = list(covariate_columns or []), delimiter, missing
+        self.covariate_columns, self.delimiter = list(covariate_columns or []), delimiter
+        self.missing, self.on_bad = missing, on_bad
         self.L, self.H, self.val_size, self.test_size, self.stride = input_length, horizon, val_size, test_size, stride
         self.season, self.transform, self.scale_method, self.window_norm = season, transform, scale, window_norm
         self.lag = difference
-        if transform not in ("none", "log"):
-            raise DataError(f"data.transform: unknown transform {transform!r}; choose none or log")
         self.predict_on = predict_on
-        self.scaler: Scaler | None = None
-        self.mase_scale: list[float] | None = None
-        self.names: tuple[list[str], list[str]] | None = None
-        self._series: Series | None = None
+        self._series: dict[str, Series] = {}
 
     # -- reading and splitting ----------------------------------------------------------------
-    @property
-    def series(self) -> Series:
-        if self._series is None:
-            s = read_series(self.csv_path, self.time_column, self.target_columns, self.covariate_columns,
-                            self.delimiter, self.missing)
+    def _read(self, key: str) -> Series:
+        """The series in the file of argument ``key`` (csv_path or predict_file), read once."""
+        path = self.split_file(key)
+        if path not in self._series:
+            s = read_series(path, self.time_column, self.target_columns, self.covariate_columns,
+                            self.delimiter, self.missing, self.on_bad)
             if self.transform == "log":
                 bad = np.argwhere(s.values[:, : len(s.targets)] <= 0)
                 if len(bad):
                     r, c = bad[0]
-                    raise DataError(f"{s.path}:{s.lines[r]}: data.transform=log needs positive values, but column "
-                                    f"{s.targets[c]!r} has {s.values[r, c]:g}")
-            if self.names is not None and (s.targets, s.covariates) != tuple(self.names):
+                    raise DataError(f"{s.path}:{s.lines[r]}: data.init_args.transform=log needs positive values, "
+                                    f"but column {s.targets[c]!r} has {s.values[r, c]:g}")
+            if self.targets is not None and (s.targets, s.covariates) != (self.targets, self.covariates):
                 raise DataError(f"{s.path}: columns {s.targets + s.covariates} differ from the trained model's "
-                                f"{self.names[0] + self.names[1]}")
-            self._series = s
-        return self._series
+                                f"{self.targets + self.covariates}")
+            self._series[path] = s
+        return self._series[path]
+
+    @property
+    def series(self) -> Series:
+        """The training series (csv_path, or the bundled AirPassengers)."""
+        return self._read("csv_path")
+
+    @property
+    def predict_series(self) -> Series:
+        """The series `seqkit predict` forecasts from: predict_file, or the training series."""
+        return self._read("predict_file") if self.predict_file is not None else self.series
 
     @property
     def n_train(self) -> int:
@@ -175,7 +181,7 @@ class ForecastData(SeqDataModule):
 
     def _transformed(self, values: np.ndarray) -> np.ndarray:
         """Targets log-transformed when asked (z); covariates as they are."""
-        n_t = len(self.names[0])
+        n_t = len(self.targets)
         z = values.copy()
         if self.transform == "log":
             z[:, :n_t] = np.log(z[:, :n_t])
@@ -183,49 +189,48 @@ class ForecastData(SeqDataModule):
 
     def _features(self, values: np.ndarray) -> np.ndarray:
         """The unscaled model inputs: z, with the targets differenced at lag m (NaN for t < m)."""
-        n_t, m = len(self.names[0]), self.lag
+        n_t, m = len(self.targets), self.lag
         z = self._transformed(values)
         if m:
             z[m:, :n_t] = z[m:, :n_t] - z[:-m, :n_t]
             z[:m, :n_t] = np.nan
         return z
 
-    def build_spec(self) -> Spec:
-        if self.scaler is None:
-            s = self.series
-            self._check_lengths()
-            train = s.values[: self.n_train]
-            self.names = (list(s.targets), list(s.covariates))
-            self.scaler = Scaler(self.scale_method).fit(self._features(train)[self.lag :])
-            n_t, m = len(s.targets), self.season
-            if self.n_train > m:  # in-sample seasonal-naive MAE: the MASE denominator (Hyndman & Koehler 2006)
-                self.mase_scale = np.abs(train[m:, :n_t] - train[:-m, :n_t]).mean(0).tolist()
-            else:
-                self.mase_scale = [0.0] * n_t
-        targets, covariates = self.names
-        n_t = len(targets)
-        sc = self.scaler.state_dict()
-        return Spec(
+    def fit_state(self) -> None:
+        s = self.series
+        self._check_lengths()
+        train = s.values[: self.n_train]
+        self.targets, self.covariates = list(s.targets), list(s.covariates)
+        self.scaler = Scaler(self.scale_method).fit(self._features(train)[self.lag :])
+        n_t, m = len(s.targets), self.season
+        if self.n_train > m:  # in-sample seasonal-naive MAE: the MASE denominator (Hyndman & Koehler 2006)
+            self.mase_scale = np.abs(train[m:, :n_t] - train[:-m, :n_t]).mean(0).tolist()
+        else:
+            self.mase_scale = [0.0] * n_t
+
+    def build_spec(self) -> ForecastSpec:
+        n_t = len(self.targets)
+        return ForecastSpec(
             input_kind="features",
-            input_size=n_t + len(covariates),
+            input_size=n_t + len(self.covariates),
             num_targets=n_t,
-            extra={
-                "horizon": self.H,
-                "input_length": self.L,
-                "targets": list(targets),
-                "covariates": list(covariates),
-                "scaler": {"shift": sc["shift"][:n_t], "scale": sc["scale"][:n_t]},
-                "transform": self.transform,
-                "difference": self.lag,
-                "mase_scale": list(self.mase_scale),
-                "season": self.season,
-            },
+            horizon=self.H,
+            input_length=self.L,
+            targets=list(self.targets),
+            covariates=list(self.covariates),
+            shift=[float(v) for v in self.scaler.shift[:n_t]],
+            scale=[float(v) for v in self.scaler.scale[:n_t]],
+            transform=self.transform,
+            difference=self.lag,
+            mase_scale=[float(v) for v in self.mase_scale],
+            season=self.season,
         )
 
     # -- windows ---------------------------------------------------------------------------------
-    def _window(self, origin: int, scaled: np.ndarray, raw: np.ndarray, future_times: list[str] | None = None) -> dict:
+    def _window(self, s: Series, origin: int, scaled: np.ndarray, future_times: list[str] | None = None) -> dict:
         """The window that forecasts points origin..origin+H-1 from the L points before it."""
-        n_t, L, H, m = len(self.names[0]), self.L, self.H, self.season
+        raw = s.values
+        n_t, L, H, m = len(self.targets), self.L, self.H, self.season
         base = self._transformed(raw[origin - self.lag : origin])[:, :n_t]  # (lag, n_t): undoes differencing
         past = scaled[origin - L : origin].copy()  # (L, F)
         future = np.full((H, scaled.shape[1]), np.nan)
@@ -241,9 +246,8 @@ class ForecastData(SeqDataModule):
         offset = past[:, :n_t].mean(0) if self.window_norm else np.zeros(n_t)
         past[:, :n_t] -= offset
         future[:, :n_t] -= offset
-        times = self.series.times
         if future_times is None:
-            future_times = [times[origin + h] if times else str(origin + h) for h in range(H)]
+            future_times = [s.times[origin + h] if s.times else str(origin + h) for h in range(H)]
         return {
             "past": torch.tensor(past, dtype=torch.float32),
             "future": torch.tensor(future, dtype=torch.float32),
@@ -254,10 +258,10 @@ class ForecastData(SeqDataModule):
             "times": future_times,
         }
 
-    def _windows(self, origins: list[int]) -> _Windows:
-        s = self.series
+    def _windows(self, s: Series, origins: list[int], future_times: list[str] | None = None) -> Examples:
         scaled = self.scaler.apply(self._features(s.values))
-        return _Windows([self._window(o, scaled, s.values) for o in origins])
+        items = [self._window(s, o, scaled, future_times) for o in origins]
+        return Examples(items, lengths=[self.L] * len(items))  # every window has L steps
 
     def train_origins(self) -> list[int]:
         return list(range(self.lag + self.L, self.n_train - self.H + 1, self.stride))
@@ -269,37 +273,32 @@ class ForecastData(SeqDataModule):
             return []
         return list(range(start, start + size - self.H + 1))
 
-    def setup(self, stage: str) -> None:
-        self.spec  # noqa: B018 - fits the scaler on the training part unless restored
-        if stage == "fit":
-            self._check_lengths()
-            self.train_set = self._windows(self.train_origins())
-        if stage in ("fit", "validate") and self.val_size:
-            self.val_set = self._windows(self.eval_origins("val"))
-        if stage == "test":
-            if not self.test_size:
-                raise DataError("data.test_size is 0: there is no test part to evaluate")
-            self.test_set = self._windows(self.eval_origins("test"))
-        if stage == "predict":
-            self.predict_set = self._predict_windows()
+    def dataset(self, split: str) -> Examples:
+        if split == "predict":
+            return self._predict_windows()
+        self._check_lengths()
+        if split == "train":
+            return self._windows(self.series, self.train_origins())
+        if split == "test" and not self.test_size:
+            raise DataError("data.init_args.test_size is 0: there is no test part to evaluate")
+        return self._windows(self.series, self.eval_origins(split))
 
     def val_dataloader(self):
         if not self.val_size:
             return []  # val_size 0: train on everything before the test part, no validation
         return super().val_dataloader()
 
-    def _predict_windows(self) -> _Windows:
-        s = self.series
+    def _predict_windows(self) -> Examples:
+        s = self.predict_series
         N = len(s)
         if N < self.lag + self.L:
             raise DataError(f"{s.path}: the series has {N} points, fewer than difference {self.lag} + input_length "
                             f"{self.L} needed to forecast")
-        scaled = self.scaler.apply(self._features(s.values))
         if self.predict_on == "future":
             future = extend_times(s.times, self.H) if s.times else [str(N + h) for h in range(self.H)]
-            return _Windows([self._window(N, scaled, s.values, future)])
+            return self._windows(s, [N], future)
         if not self.test_size:
-            raise DataError("data.predict_on=test needs data.test_size > 0")
+            raise DataError("data.init_args.predict_on=test needs data.init_args.test_size > 0")
         start = N - self.test_size
         if start < self.lag + self.L:
             raise DataError(f"{s.path}: the test part starts at point {start}, before difference {self.lag} + "
@@ -307,38 +306,27 @@ class ForecastData(SeqDataModule):
         origins = list(range(start, N - self.H + 1, self.H))
         if origins[-1] + self.H < N:  # cover the tail of the test part too
             origins.append(N - self.H)
-        return _Windows([self._window(o, scaled, s.values) for o in origins])
+        return self._windows(s, origins)
 
     def history(self) -> tuple[list[str], np.ndarray]:
-        """Time labels and raw target values of the whole series (for plots)."""
-        s = self.series
+        """Time labels and raw target values of the series predict forecasts from (for plots)."""
+        s = self.predict_series
         n_t = len(s.targets)
         return (s.times or [str(i) for i in range(len(s))]), s.values[:, :n_t]
 
-    def collate(self, examples: list[dict]) -> Batch:
+    def collate(self, examples: list[dict]) -> ForecastBatch:
         past = torch.stack([e["past"] for e in examples])  # (B, L, F)
+        future = torch.stack([e["future"] for e in examples])  # (B, H, F): targets then covariates
         B, L, F = past.shape
-        return Batch(
+        n_t = len(self.targets)
+        return ForecastBatch(
             inputs=past,
             lengths=torch.full((B,), L, dtype=torch.long),
-            targets=torch.stack([e["future"] for e in examples]),  # (B, H, F): targets then covariates
-            extra={
-                "offset": torch.stack([e["offset"] for e in examples]),  # (B, n_targets)
-                "actual": torch.stack([e["actual"] for e in examples]),  # (B, H, n_targets), raw units
-                "naive": torch.stack([e["naive"] for e in examples]),  # (B, H, n_targets), raw units
-                "base": torch.stack([e["base"] for e in examples]),  # (B, lag, n_targets), transformed
-                "times": [e["times"] for e in examples],
-            },
+            targets=future[:, :, :n_t],  # (B, H, n_targets)
+            covariates=future[:, :, n_t:],  # (B, H, C)
+            offset=torch.stack([e["offset"] for e in examples]),  # (B, n_targets)
+            actual=torch.stack([e["actual"] for e in examples]),  # (B, H, n_targets), raw units
+            naive=torch.stack([e["naive"] for e in examples]),  # (B, H, n_targets), raw units
+            base=torch.stack([e["base"] for e in examples]),  # (B, lag, n_targets), transformed
+            times=[e["times"] for e in examples],
         )
-
-    # -- checkpoint state ----------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        if self.scaler is None:
-            return {}
-        return {"scaler": self.scaler.state_dict(), "mase_scale": list(self.mase_scale), "names": [list(n) for n in self.names]}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state:
-            self.scaler = Scaler.from_state(state["scaler"])
-            self.mase_scale = list(state["mase_scale"])
-            self.names = (list(state["names"][0]), list(state["names"][1]))

@@ -4,7 +4,8 @@
 Ben Taieb et al. 2012); ``autoregressive`` adds a linear map from the input window to the
 forecast beside the LSTM (the highway component of LSTNet, Lai et al. 2018), which extrapolates
 trends the LSTM alone learns poorly from a few dozen windows. ``recursive`` is trained to predict one step ahead at every step (teacher
-forcing) and forecasts by feeding each prediction back as the next input, carrying the LSTM state.
+forcing) and forecasts by feeding each prediction back as the next input, carrying the LSTM state
+(it re-runs the model's encoder and stack through the ``encode`` argument of the head contract).
 
 Metrics (validation and test, after undoing the window offset, the scaling and the log transform):
 MAE, RMSE, MAPE and sMAPE in percent, MASE against the in-sample seasonal-naive error
@@ -24,7 +25,9 @@ from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredError, Metric, MetricCollection
 from torchmetrics import SymmetricMeanAbsolutePercentageError
 
-from seqkit import Batch, Head, SeqkitError, Spec
+from seqkit import Batch, EncodeFn, Encoded, Head, SeqkitError
+
+from seqkit_forecast.spec import ForecastBatch, ForecastSpec
 
 
 class PercentMAPE(MeanAbsolutePercentageError):
@@ -77,11 +80,12 @@ def _metric_set(mase_scale: list[float]) -> dict[str, Metric]:
 class ForecastHead(Head):
     """Forecasts ``horizon`` steps of every target from a window of past values."""
 
+    spec_type = ForecastSpec
     prediction_format = "csv"
 
     def __init__(
         self,
-        spec: Spec,
+        spec: ForecastSpec,
         input_size: int,
         mode: Literal["direct", "recursive"] = "direct",
         hidden_size: int = 0,
@@ -102,12 +106,14 @@ class ForecastHead(Head):
                 (LSTNet's highway; direct mode only).
         """
         super().__init__(spec, input_size)
-        if "horizon" not in spec.extra or spec.num_targets <= 0:
-            raise SeqkitError("ForecastHead needs forecasting data (data.class_path: ForecastData)")
+        if spec.num_targets <= 0:
+            raise SeqkitError(f"ForecastHead needs at least one target column; {spec.source or 'the data'} has none")
         if mode not in ("direct", "recursive"):
             raise SeqkitError(f"model.head.init_args.mode: unknown mode {mode!r}; choose direct or recursive")
+        if loss not in ("mse", "mae", "huber"):
+            raise SeqkitError(f"model.head.init_args.loss: unknown loss {loss!r}; choose mse, mae or huber")
         self.mode, self.loss_name = mode, loss
-        self.H, self.n_t = int(spec.extra["horizon"]), spec.num_targets
+        self.H, self.n_t = int(spec.horizon), spec.num_targets
         out = self.n_t * (self.H if mode == "direct" else 1)
         layers: list[nn.Module] = [nn.Dropout(dropout)]
         if hidden_size > 0:
@@ -117,13 +123,12 @@ class ForecastHead(Head):
         if autoregressive and mode != "direct":
             raise SeqkitError("model.head.init_args.autoregressive needs mode: direct")
         # (L -> H) shared by the targets, applied to each target's window
-        self.ar = nn.Linear(int(spec.extra["input_length"]), self.H) if autoregressive else None
-        sc = spec.extra["scaler"]
-        self.log_transform = spec.extra.get("transform") == "log"
-        self.lag = int(spec.extra.get("difference", 0))
-        self.register_buffer("shift", torch.tensor(sc["shift"], dtype=torch.float64), persistent=False)
-        self.register_buffer("scale", torch.tensor(sc["scale"], dtype=torch.float64), persistent=False)
-        mase_scale = list(spec.extra.get("mase_scale") or [0.0] * self.n_t)
+        self.ar = nn.Linear(int(spec.input_length), self.H) if autoregressive else None
+        self.log_transform = spec.transform == "log"
+        self.lag = int(spec.difference)
+        self.register_buffer("shift", torch.tensor(spec.shift, dtype=torch.float64), persistent=False)
+        self.register_buffer("scale", torch.tensor(spec.scale, dtype=torch.float64), persistent=False)
+        mase_scale = list(spec.mase_scale or [0.0] * self.n_t)
         if not all(s > 0 for s in mase_scale):
             warnings.warn("MASE is not reported: the training part's seasonal differences are all zero "
                           "(a constant or purely seasonal series)", stacklevel=2)
@@ -141,9 +146,8 @@ class ForecastHead(Head):
             return F.smooth_l1_loss(pred, target)
         return F.mse_loss(pred, target)
 
-    def forecast(self, model, batch: Batch) -> torch.Tensor:
+    def forecast(self, encoded: Encoded, batch: ForecastBatch, encode: EncodeFn) -> torch.Tensor:
         """(B, H, n_targets) forecasts in the scaled, window-normalised units of the inputs."""
-        encoded = model.encode(batch)
         B = encoded.outputs.shape[0]
         last = encoded.outputs[:, -1]  # (B, D): windows are never padded
         if self.mode == "direct":
@@ -152,7 +156,7 @@ class ForecastHead(Head):
                 window = batch.inputs[:, :, : self.n_t].transpose(1, 2)  # (B, n_t, L)
                 pred = pred + self.ar(window).transpose(1, 2)  # (B, H, n_t)
             return pred
-        covariates = batch.targets[:, :, self.n_t :]  # (B, H, C): future covariates, known in advance
+        covariates = batch.covariates  # (B, H, C): future covariates, known in advance
         if covariates.shape[-1] and torch.isnan(covariates[:, : self.H - 1]).any():
             raise SeqkitError("recursive forecasting with covariates needs their future values, which the data "
                               "does not have past its last row; use mode: direct or add the covariate rows")
@@ -161,39 +165,40 @@ class ForecastHead(Head):
         ones = torch.ones(B, dtype=torch.long, device=last.device)
         for h in range(1, self.H):
             x = torch.cat([step, covariates[:, h - 1]], -1).unsqueeze(1)  # (B, 1, F)
-            out = model.encode(Batch(inputs=x, lengths=ones), state)
+            out = encode(Batch(inputs=x, lengths=ones), state)
             state = out.state
             step = self.proj(out.outputs[:, -1])
             preds.append(step)
         return torch.stack(preds, 1)  # (B, H, n_t)
 
-    def to_units(self, pred: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def to_units(self, pred: torch.Tensor, batch: ForecastBatch) -> torch.Tensor:
         """Undo the window offset, the scaling, the differencing and the log transform:
         (B, H, n_t) in data units."""
-        x = (pred.double() + batch.extra["offset"].double().unsqueeze(1)) * self.scale + self.shift  # (B, H, n_t)
+        x = (pred.double() + batch.offset.double().unsqueeze(1)) * self.scale + self.shift  # (B, H, n_t)
         if self.lag:  # z_t = z_{t-m} + d_t, from the m known values before the origin onwards
-            base = batch.extra["base"].double()  # (B, m, n_t)
+            base = batch.base.double()  # (B, m, n_t)
             z: list[torch.Tensor] = []
             for h in range(self.H):
                 z.append((base[:, h] if h < self.lag else z[h - self.lag]) + x[:, h])
             x = torch.stack(z, 1)
         return torch.exp(x) if self.log_transform else x
 
-    def step(self, model, batch: Batch, stage: str) -> torch.Tensor:
-        target = batch.targets[:, :, : self.n_t]  # (B, H, n_t)
+    def loss(self, encoded: Encoded, batch: ForecastBatch, stage: str, encode: EncodeFn) -> torch.Tensor:
+        target = batch.targets  # (B, H, n_t)
         if stage == "train" and self.mode == "recursive":
             # teacher forcing: inputs are the true past and future; every step predicts the next one
-            seq = torch.cat([batch.inputs, batch.targets[:, :-1]], 1)  # (B, L+H-1, F)
+            future = torch.cat([batch.targets, batch.covariates], -1)  # (B, H, F)
+            seq = torch.cat([batch.inputs, future[:, :-1]], 1)  # (B, L+H-1, F)
             B, T, _ = seq.shape
-            out = model.encode(Batch(inputs=seq, lengths=torch.full((B,), T, dtype=torch.long)))
+            out = encode(Batch(inputs=seq, lengths=torch.full((B,), T, dtype=torch.long)), None)
             pred = self.proj(out.outputs)  # (B, L+H-1, n_t)
             nxt = torch.cat([batch.inputs[:, 1:, : self.n_t], target], 1)
             return self._loss(pred, nxt)
-        pred = self.forecast(model, batch)
+        pred = self.forecast(encoded, batch, encode)
         loss = self._loss(pred, target)
         metrics = self.metrics(stage)
         if metrics is not None:
-            actual, naive = batch.extra["actual"], batch.extra["naive"]  # (B, H, n_t), data units
+            actual, naive = batch.actual, batch.naive  # (B, H, n_t), data units
             yhat = self.to_units(pred.detach(), batch)
             has_naive = ~torch.isnan(naive).flatten(1).any(1)  # windows with a season of history before them
             for name, metric in metrics.items(keep_base=True):
@@ -209,15 +214,18 @@ class ForecastHead(Head):
                     metric.update(p.flatten(), y.flatten())
         return loss
 
-    def predict(self, model, batch: Batch) -> list[dict]:
-        yhat = self.to_units(self.forecast(model, batch), batch).cpu()  # (B, H, n_t)
-        actual = batch.extra["actual"].cpu()
-        names = self.spec.extra["targets"]
+    def predict(self, encoded: Encoded, batch: ForecastBatch, encode: EncodeFn) -> list[dict]:
+        """One record per forecast step and target: ``time``, ``series`` (several targets only),
+        ``actual`` (empty past the end of the data) and ``forecast``, in data units. The index
+        ``(example * H + step) * n_targets + target`` keeps them in time order."""
+        yhat = self.to_units(self.forecast(encoded, batch, encode).detach(), batch).cpu()  # (B, H, n_t)
+        actual = batch.actual.cpu()
+        names = self.spec.targets
         records = []
         for b, i in enumerate(batch.index.tolist()):
             for h in range(self.H):
                 for j, name in enumerate(names):
-                    rec = {"index": (i * self.H + h) * self.n_t + j, "time": batch.extra["times"][b][h]}
+                    rec = {"index": (i * self.H + h) * self.n_t + j, "time": batch.times[b][h]}
                     if self.n_t > 1:
                         rec["series"] = name
                     a = float(actual[b, h, j])

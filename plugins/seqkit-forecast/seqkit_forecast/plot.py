@@ -1,7 +1,8 @@
 """``ForecastPlot``: a callback that draws `seqkit predict`'s forecasts as a PNG beside the CSV.
 
-The picture shows the history of each target (from the data module), the forecast and, where the
-data has them, the actual values. It is written once, by rank zero, through ``atomic_write``.
+The picture is drawn from what `seqkit predict` returned (the forecast records: time, forecast and,
+where the data has them, the actual values) over the history of each target, which the data
+module reads from the series it forecast from. It is written once, by rank zero, through ``atomic_write``.
 """
 
 from __future__ import annotations
@@ -51,12 +52,13 @@ class ForecastPlot(pl.Callback):
             gathered: list = [None] * trainer.world_size
             torch.distributed.all_gather_object(gathered, records)
             records = [r for part in gathered for r in part]
-        if not trainer.is_global_zero or not records or not hasattr(trainer.datamodule, "history"):
+        data = trainer.datamodule
+        if not trainer.is_global_zero or not records or not hasattr(data, "history"):
             return
         unique = {int(r["index"]): r for r in records}
         rows = [unique[i] for i in sorted(unique)]
-        times, values = trainer.datamodule.history()
-        names = pl_module.spec.extra.get("targets", ["value"])
+        times, values = data.history()
+        names = list(getattr(data.spec, "targets", None) or ["value"])
         path = self._path(trainer)
         draw(path, times, values, names, rows, self.history)
         self.written = path

@@ -1,16 +1,15 @@
 """Reading a time series from CSV, the missing-value policy, the scaler fit on the training part,
 and extending a time column past the end of the data.
 
-Missing values (an empty cell, ``NA``, ``NaN``, ``null`` or ``?``) are an error naming the file and
-line by default; ``missing="interpolate"`` fills them linearly between the neighbouring
-observations (the first/last known value at the edges), as pandas' ``interpolate(limit_direction=
-"both")`` does.
+The file is parsed by pandas (through :func:`seqkit.read_table`, which keeps the line of every
+row for error messages); the cells are turned into numbers by ``pandas.to_numeric``. Missing
+values (an empty cell, ``NA``, ``NaN``, ``null`` or ``?``) are an error naming the file and line by
+default; ``missing="interpolate"`` fills them linearly between the neighbouring observations (the
+first/last known value at the edges) with pandas' ``interpolate(limit_direction="both")``.
 """
 
 from __future__ import annotations
 
-import csv
-import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,7 +17,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from seqkit import DataError, require_file
+from seqkit import DataError, read_table
 
 Column = Union[str, int]
 MISSING = {"", "na", "nan", "null", "none", "?", "n/a"}
@@ -42,22 +41,23 @@ class Series:
         return int(self.values.shape[0])
 
 
-def _resolve(col: Column, header: list[str], path: str, what: str) -> int:
+def _resolve(col: Column, header: list[str], path: str, key: str) -> int:
     if isinstance(col, int) or (isinstance(col, str) and col.lstrip("-").isdigit() and col not in header):
         i = int(col)
         if not -len(header) <= i < len(header):
-            raise DataError(f"{what}: column index {i} is out of range; {path} has {len(header)} columns")
+            raise DataError(f"data.init_args.{key}: column index {i} is out of range; {path} has {len(header)} columns")
         return i % len(header)
     if col not in header:
-        raise DataError(f"{what}: no column {col!r} in {path}; columns: {', '.join(header)}")
+        raise DataError(f"data.init_args.{key}: no column {col!r} in {path} (columns: {', '.join(header)})")
     return header.index(col)
 
 
-def _number(text: str) -> float | None:
-    text = text.strip()
-    if text.lower() in MISSING:
-        return None
-    return float(text)
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def read_series(
@@ -67,94 +67,77 @@ def read_series(
     covariate_columns: Sequence[Column] = (),
     delimiter: Optional[str] = None,
     missing: str = "error",
+    on_bad: str = "error",
 ) -> Series:
     """Read a CSV/TSV with a header row into a :class:`Series`.
 
     ``time_column="auto"`` takes the first column as time when its first value is not a number or
     its name is a usual time name (time, date, t, ds, year, ...);
-    ``target_columns=None`` makes every column but time and covariates a target.
+    ``target_columns=None`` makes every column but time and covariates a target. ``on_bad``
+    decides what a row with the wrong number of fields does (``error`` or ``skip``).
     """
-    require_file(path, "data.csv_path")
-    if delimiter is None:
-        delimiter = "\t" if path.lower().endswith((".tsv", ".tab")) else ","
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataError(f"{path}: empty file (expected a header row and data rows)") from None
-        header = [h.strip() for h in header]
-        rows, lines = [], []
-        for row in reader:
-            if not row or all(not f.strip() for f in row):
-                continue
-            if len(row) != len(header):
-                raise DataError(f"{path}:{reader.line_num}: expected {len(header)} fields like the header, found {len(row)}")
-            rows.append(row)
-            lines.append(reader.line_num)
-    if not rows:
+    import pandas as pd
+
+    if missing not in ("error", "interpolate"):
+        raise DataError(f"data.init_args.missing: unknown policy {missing!r}; choose error or interpolate")
+    table = read_table(path, sep=delimiter, on_bad=on_bad, what="data.init_args.csv_path")
+    if table.empty:
         raise DataError(f"{path}: no data rows after the header")
+    header = [str(c) for c in table.columns]
+    lines = [int(n) for n in table.index]
 
     t_idx = None
     if time_column == "auto":
-        if header[0].lower() in TIME_NAMES:
+        first = table.iat[0, 0].strip()
+        if header[0].lower() in TIME_NAMES or (not _is_number(first) and first.lower() not in MISSING):
             t_idx = 0
-        else:
-            try:
-                _number(rows[0][0])
-            except ValueError:
-                t_idx = 0
     elif time_column is not None:
-        t_idx = _resolve(time_column, header, path, "data.time_column")
-    cov_idx = [_resolve(c, header, path, "data.covariate_columns") for c in covariate_columns]
+        t_idx = _resolve(time_column, header, path, "time_column")
+    cov_idx = [_resolve(c, header, path, "covariate_columns") for c in covariate_columns]
     if target_columns:
-        tgt_idx = [_resolve(c, header, path, "data.target_columns") for c in target_columns]
+        tgt_idx = [_resolve(c, header, path, "target_columns") for c in target_columns]
     else:
         tgt_idx = [i for i in range(len(header)) if i != t_idx and i not in cov_idx]
     if not tgt_idx:
-        raise DataError(f"{path}: no target column left (columns: {', '.join(header)}); set data.target_columns")
+        raise DataError(f"{path}: no target column left (columns: {', '.join(header)}); set data.init_args.target_columns")
     overlap = set(tgt_idx) & (set(cov_idx) | ({t_idx} if t_idx is not None else set()))
     if overlap:
         raise DataError(f"{path}: column {header[min(overlap)]!r} is both a target and a time/covariate column")
 
     cols = tgt_idx + cov_idx
-    values = np.empty((len(rows), len(cols)), dtype=np.float64)
-    for r, (row, line) in enumerate(zip(rows, lines)):
-        for c, i in enumerate(cols):
-            try:
-                v = _number(row[i])
-            except ValueError:
-                raise DataError(f"{path}:{line}: column {header[i]!r}: {row[i]!r} is not a number") from None
-            if v is None:
-                if missing == "error":
-                    raise DataError(
-                        f"{path}:{line}: missing value in column {header[i]!r} "
-                        "(set data.missing: interpolate to fill gaps linearly)"
-                    )
-                v = math.nan
-            elif not math.isfinite(v):
-                raise DataError(f"{path}:{line}: column {header[i]!r}: {row[i]!r} is not a finite number")
-            values[r, c] = v
+    cells = table.iloc[:, cols].apply(lambda c: c.str.strip())  # (N, C) strings
+    numbers = cells.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    absent = cells.apply(lambda c: c.str.lower().isin(MISSING)).to_numpy(bool)
+    not_number = np.isnan(numbers) & ~absent
+    infinite = np.isinf(numbers)
+    problems = not_number | infinite | (absent if missing == "error" else np.zeros_like(absent))
+    if problems.any():  # the first problem in file order, as a reader going row by row meets it
+        r, c = (int(v) for v in np.argwhere(problems)[0])
+        name, raw = header[cols[c]], table.iat[r, cols[c]]
+        if not_number[r, c]:
+            raise DataError(f"{path}:{lines[r]}: column {name!r}: {raw!r} is not a number")
+        if infinite[r, c]:
+            raise DataError(f"{path}:{lines[r]}: column {name!r}: {raw!r} is not a finite number")
+        raise DataError(f"{path}:{lines[r]}: missing value in column {name!r} "
+                        "(set data.init_args.missing: interpolate to fill gaps linearly)")
+    values = np.where(absent, np.nan, numbers)
     if missing == "interpolate":
         values = _interpolate(values, [header[i] for i in cols], path)
-    elif missing != "error":
-        raise DataError(f"data.missing: unknown policy {missing!r}; choose error or interpolate")
 
-    times = [row[t_idx].strip() for row in rows] if t_idx is not None else None
+    times = [t.strip() for t in table.iloc[:, t_idx].tolist()] if t_idx is not None else None
     if times is not None:
         _check_order(times, lines, path)
     return Series(path, times, values, [header[i] for i in tgt_idx], [header[i] for i in cov_idx], lines)
 
 
 def _interpolate(values: np.ndarray, names: list[str], path: str) -> np.ndarray:
-    out = values.copy()
-    steps = np.arange(len(values))
-    for c in range(values.shape[1]):
-        known = ~np.isnan(values[:, c])
-        if not known.any():
-            raise DataError(f"{path}: column {names[c]!r} has no values at all")
-        out[:, c] = np.interp(steps, steps[known], values[known, c])
-    return out
+    import pandas as pd
+
+    frame = pd.DataFrame(values)
+    empty = [names[c] for c in range(values.shape[1]) if frame[c].isna().all()]
+    if empty:
+        raise DataError(f"{path}: column {empty[0]!r} has no values at all")
+    return frame.interpolate(method="linear", limit_direction="both").to_numpy(dtype=np.float64)
 
 
 _YM = re.compile(r"^(\d{4})-(\d{1,2})$")

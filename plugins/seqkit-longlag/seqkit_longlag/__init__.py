@@ -3,12 +3,14 @@ seeded, with the paper's success criteria as metrics."""
 
 from seqkit_longlag.data import AddingProblemData, CopyMemoryData, EmbeddedReberData, TemporalOrderData
 from seqkit_longlag.heads import LongLagEndHead, LongLagStepHead
+from seqkit_longlag.spec import LongLagSpec
 
 __all__ = [
     "AddingProblemData",
     "CopyMemoryData",
     "EmbeddedReberData",
     "LongLagEndHead",
+    "LongLagSpec",
     "LongLagStepHead",
     "TemporalOrderData",
 ]

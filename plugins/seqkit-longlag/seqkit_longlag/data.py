@@ -3,20 +3,21 @@
 Every example is drawn from its own ``random.Random`` seeded by (task, seed, split, index), so the
 sets cost no memory, are identical in every process (DDP) and on every run, and the training set
 can be as large as a budget of sequences (the paper counts training sequences, each fresh).
-Each module publishes the paper's success criterion in ``spec.extra`` for the heads of this
-plugin (``LongLagEndHead``, ``LongLagStepHead``).
+Each module gives a :class:`~seqkit_longlag.spec.LongLagSpec` with the paper's success criterion
+for the heads of this plugin (``LongLagEndHead``, ``LongLagStepHead``). Nothing is fitted, so the
+checkpointed state is empty and predict (on the test split) needs no files at all.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Callable, Literal
 
 import torch
 from torch.utils.data import Dataset
 
-from seqkit import Batch, DataError, SeqDataModule, Spec, StreamChunks, pad
-
+from seqkit import Batch, DataError, SeqDataModule, StreamChunks, pad
 from seqkit_longlag.generators import (
     REBER_SYMBOLS,
     TEMPORAL_ORDER_CLASSES,
@@ -27,13 +28,17 @@ from seqkit_longlag.generators import (
     embedded_reber_stream,
     temporal_order_example,
 )
+from seqkit_longlag.spec import LongLagSpec
 
 SPLITS = ("train", "val", "test")
 PAD = "<pad>"
 
 
 class Generated(Dataset):
-    """``n`` examples, example ``i`` made by ``make(random.Random(f"{name}:{seed}:{split}:{i}"))``."""
+    """``n`` examples, example ``i`` made by ``make(random.Random(f"{name}:{seed}:{split}:{i}"))``.
+
+    Made on demand rather than held as ``seqkit.Examples``: a budget of 160,000 training
+    sequences of 100+ steps would otherwise sit in memory, in every DDP process."""
 
     def __init__(self, make: Callable[[random.Random], Any], n: int, name: str, seed: int, split: str) -> None:
         self.make, self.n, self.key = make, n, f"{name}:{seed}:{split}"
@@ -51,30 +56,20 @@ class _LongLagData(SeqDataModule):
     """Shared parts: split sizes, the generated splits, predict on the test split."""
 
     name = "longlag"
+    spec_type = LongLagSpec
 
-    def __init__(self, num_train: int, num_val: int, num_test: int, batch_size: int, eval_batch_size: Optional[int],
-                 num_workers: int, seed: int) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, seed)
+    def _set_sizes(self, num_train: int, num_val: int, num_test: int) -> None:
         for key, n in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
             if n < 1:
-                raise DataError(f"data.{key} must be >= 1, got {n}")
+                raise DataError(f"data.init_args.{key} must be >= 1, got {n}")
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
 
     def make_example(self, rng: random.Random):
         raise NotImplementedError
 
     def dataset(self, split: str) -> Dataset:
+        split = "test" if split == "predict" else split  # predict: the test sequences
         return Generated(self.make_example, self.sizes[split], self.name, self.seed, split)
-
-    def setup(self, stage: str) -> None:
-        if stage == "fit":
-            self.train_set = self.dataset("train")
-        if stage in ("fit", "validate"):
-            self.val_set = self.dataset("val")
-        if stage == "test":
-            self.test_set = self.dataset("test")
-        if stage == "predict":
-            self.predict_set = self.dataset("test")
 
 
 # -- experiment 4 ----------------------------------------------------------------------------------
@@ -98,10 +93,7 @@ class AddingProblemData(_LongLagData):
         num_train: int = 100_000,
         num_val: int = 2560,
         num_test: int = 2560,
-        batch_size: int = 32,
-        eval_batch_size: Optional[int] = 512,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
         """
         Args:
@@ -111,20 +103,17 @@ class AddingProblemData(_LongLagData):
                 (0.04 in the paper).
             num_train: Training sequences per epoch, each one fresh (the paper's unit of cost).
             num_val: Validation sequences (the criterion is checked on them while training).
-            num_test: Test sequences (2560 in the paper).
-            batch_size: Sequences per training batch (per process under DDP).
-            eval_batch_size: Sequences per evaluation batch.
-            num_workers: DataLoader worker processes.
-            seed: Seed of the generator and of shuffling.
+            num_test: Test sequences (2560 in the paper); predict runs on them.
         """
-        super().__init__(num_train, num_val, num_test, batch_size, eval_batch_size, num_workers, seed)
+        super().__init__(**kwargs)
+        self._set_sizes(num_train, num_val, num_test)
         if seq_len < 22:
-            raise DataError(f"data.seq_len must be >= 22 (the second mark is among the first T/2 - 1 pairs), got {seq_len}")
+            raise DataError(f"data.init_args.seq_len must be >= 22 (the second mark is among the first T/2 - 1 pairs), got {seq_len}")
         self.seq_len, self.tolerance = seq_len, tolerance
 
-    def build_spec(self) -> Spec:
-        return Spec(input_kind="features", input_size=2, num_targets=1,
-                    extra={"task": "adding", "seq_len": self.seq_len, "criterion": "abs_error", "tolerance": self.tolerance})
+    def build_spec(self) -> LongLagSpec:
+        return LongLagSpec(input_kind="features", input_size=2, num_targets=1, task="adding", seq_len=self.seq_len,
+                           criterion="abs_error", tolerance=self.tolerance)
 
     def make_example(self, rng: random.Random):
         values, markers, target = adding_example(rng, self.seq_len)
@@ -170,10 +159,7 @@ class TemporalOrderData(_SymbolData):
         num_train: int = 50_000,
         num_val: int = 2560,
         num_test: int = 2560,
-        batch_size: int = 32,
-        eval_batch_size: Optional[int] = 512,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
         """
         Args:
@@ -182,25 +168,21 @@ class TemporalOrderData(_SymbolData):
                 (0.3 in the paper).
             num_train: Training sequences per epoch, each one fresh.
             num_val: Validation sequences.
-            num_test: Test sequences.
-            batch_size: Sequences per training batch (per process under DDP).
-            eval_batch_size: Sequences per evaluation batch.
-            num_workers: DataLoader worker processes.
-            seed: Seed of the generator and of shuffling.
+            num_test: Test sequences; predict runs on them.
         """
-        super().__init__(num_train, num_val, num_test, batch_size, eval_batch_size, num_workers, seed)
+        super().__init__(**kwargs)
+        self._set_sizes(num_train, num_val, num_test)
         if variant not in ("6a", "6b"):
-            raise DataError(f"data.variant must be '6a' or '6b', got {variant!r}")
+            raise DataError(f"data.init_args.variant must be '6a' or '6b', got {variant!r}")
         self.variant, self.tolerance = variant, tolerance
         self.num_relevant = 2 if variant == "6a" else 3
         self.name = f"temporal_order_{variant}"
 
-    def build_spec(self) -> Spec:
+    def build_spec(self) -> LongLagSpec:
         labels = TEMPORAL_ORDER_CLASSES[self.num_relevant]
-        return Spec(input_kind="tokens", input_size=len(self.symbols) + 1, pad_id=0, num_classes=len(labels),
-                    vocabs={"tokens": [PAD, *self.symbols]},
-                    extra={"task": f"temporal_order_{self.variant}", "labels": labels, "criterion": "output_error",
-                           "tolerance": self.tolerance})
+        return LongLagSpec(input_kind="tokens", input_size=len(self.symbols) + 1, pad_id=0, num_classes=len(labels),
+                           labels=list(labels), vocabs={"tokens": [PAD, *self.symbols]},
+                           task=f"temporal_order_{self.variant}", criterion="output_error", tolerance=self.tolerance)
 
     def make_example(self, rng: random.Random):
         symbols, label = temporal_order_example(rng, self.num_relevant)
@@ -223,9 +205,11 @@ class EmbeddedReberData(_SymbolData):
     active outputs; the paper trains on 256 strings and tests on 256 others.
 
     With ``stream: true`` the strings follow each other with no reset (the continual task of
-    Gers et al. 2000) and are served as a stateful stream: ``rows`` parallel rows cut into
-    chunks of ``chunk_len`` steps, each batch continuing the previous one row by row. Train it
-    with ``model.tbptt_steps`` or as it is: the model carries the state from batch to batch.
+    Gers et al. 2000) and are served as a stateful stream (``spec.stateful``): ``batch_size``
+    parallel rows per process cut into chunks of ``chunk_len`` steps, each batch continuing the
+    previous one row by row, in order, in every split (so evaluation batches have
+    ``batch_size`` rows too). Train it with ``model.tbptt_steps`` or as it is: the model carries
+    the state from batch to batch.
     """
 
     name = "reber"
@@ -238,35 +222,32 @@ class EmbeddedReberData(_SymbolData):
         num_test: int = 256,
         stream: bool = False,
         chunk_len: int = 50,
-        batch_size: int = 16,
-        eval_batch_size: Optional[int] = None,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
         """
         Args:
             num_train: Training strings (256 in the paper); in a stream, strings per epoch.
             num_val: Validation strings.
-            num_test: Test strings.
-            stream: Concatenate the strings into stateful streams (see above).
+            num_test: Test strings; predict runs on them.
+            stream: Concatenate the strings into stateful streams (see above); loader.batch_size
+                is then the number of rows per process, in every split.
             chunk_len: In a stream, steps per chunk (one batch covers chunk_len steps of every row).
-            batch_size: Strings per training batch; in a stream, rows per process.
-            eval_batch_size: Strings per evaluation batch (a stream uses batch_size).
-            num_workers: DataLoader worker processes.
-            seed: Seed of the generator and of shuffling.
         """
-        super().__init__(num_train, num_val, num_test, batch_size, eval_batch_size, num_workers, seed)
+        super().__init__(**kwargs)
+        self._set_sizes(num_train, num_val, num_test)
         if stream and chunk_len < 1:
-            raise DataError(f"data.chunk_len must be >= 1, got {chunk_len}")
+            raise DataError(f"data.init_args.chunk_len must be >= 1, got {chunk_len}")
         self.stream, self.chunk_len = stream, chunk_len
-        if stream:
-            self.eval_batch_size = batch_size  # every batch of a stream has the same rows
 
-    def build_spec(self) -> Spec:
-        return Spec(input_kind="tokens", input_size=len(self.symbols) + 1, pad_id=0, num_classes=len(self.symbols),
-                    vocabs={"tokens": [PAD, *self.symbols]},
-                    extra={"task": "embedded_reber", "criterion": "next_symbols", "output_symbols": list(self.symbols),
-                           "stateful": self.stream})
+    @property
+    def eval_batch_size(self) -> int:
+        # every batch of a stream has the same rows, in evaluation too
+        return self.batch_size if self.stream else super().eval_batch_size
+
+    def build_spec(self) -> LongLagSpec:
+        return LongLagSpec(input_kind="tokens", input_size=len(self.symbols) + 1, pad_id=0, num_classes=len(self.symbols),
+                           vocabs={"tokens": [PAD, *self.symbols]}, stateful=self.stream, task="embedded_reber",
+                           criterion="next_symbols", output_symbols=list(self.symbols))
 
     def _targets(self, nexts: list[set[str]]) -> torch.Tensor:
         out = torch.zeros(len(nexts), len(self.symbols))  # (L, C) multi-hot
@@ -282,16 +263,12 @@ class EmbeddedReberData(_SymbolData):
     def dataset(self, split: str) -> Dataset:
         if not self.stream:
             return super().dataset(split)
+        split = "test" if split == "predict" else split
         symbols, nexts = embedded_reber_stream(random.Random(f"{self.name}-stream:{self.seed}:{split}"), self.sizes[split])
         trainer = getattr(self, "trainer", None)
         world = trainer.world_size if trainer is not None else 1
         return StreamChunks([{"inputs": self.token_ids(symbols), "targets": self._targets(nexts)}],
                             rows=self.batch_size * world, chunk_len=self.chunk_len)
-
-    def train_dataloader(self):
-        if self.stream:  # in order: batch i + 1 continues batch i row by row
-            return self.loader(self.train_set, train=False)
-        return super().train_dataloader()
 
     def collate(self, examples: list) -> Batch:
         if isinstance(examples[0], dict):
@@ -324,10 +301,7 @@ class CopyMemoryData(_SymbolData):
         num_train: int = 50_000,
         num_val: int = 1000,
         num_test: int = 1000,
-        batch_size: int = 32,
-        eval_batch_size: Optional[int] = 256,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
         """
         Args:
@@ -336,26 +310,21 @@ class CopyMemoryData(_SymbolData):
             num_symbols: Size of the alphabet they are drawn from.
             num_train: Training sequences per epoch, each one fresh.
             num_val: Validation sequences.
-            num_test: Test sequences.
-            batch_size: Sequences per training batch (per process under DDP).
-            eval_batch_size: Sequences per evaluation batch.
-            num_workers: DataLoader worker processes.
-            seed: Seed of the generator and of shuffling.
+            num_test: Test sequences; predict runs on them.
         """
-        super().__init__(num_train, num_val, num_test, batch_size, eval_batch_size, num_workers, seed)
+        super().__init__(**kwargs)
+        self._set_sizes(num_train, num_val, num_test)
         if delay < 1 or num_copy < 1 or num_symbols < 2:
-            raise DataError(f"data.delay and data.num_copy must be >= 1 and data.num_symbols >= 2 (got {delay}, {num_copy}, {num_symbols})")
+            raise DataError(f"data.init_args.delay and num_copy must be >= 1 and num_symbols >= 2 (got {delay}, {num_copy}, {num_symbols})")
         self.delay, self.num_copy, self.num_symbols = delay, num_copy, num_symbols
         # "_" blank, "1".."n" the symbols, ":" the delimiter
         self.symbols = ["_", *(str(k) for k in range(1, num_symbols + 1)), ":"]
 
-    def build_spec(self) -> Spec:
-        import math
-
-        return Spec(input_kind="tokens", input_size=len(self.symbols) + 1, pad_id=0, num_classes=self.num_symbols + 1,
-                    vocabs={"tokens": [PAD, *self.symbols]},
-                    extra={"task": "copy", "criterion": "argmax", "output_symbols": self.symbols[:-1],
-                           "memoryless_loss": self.num_copy * math.log(self.num_symbols) / (self.delay + 2 * self.num_copy)})
+    def build_spec(self) -> LongLagSpec:
+        return LongLagSpec(input_kind="tokens", input_size=len(self.symbols) + 1, pad_id=0, num_classes=self.num_symbols + 1,
+                           vocabs={"tokens": [PAD, *self.symbols]}, task="copy", criterion="argmax",
+                           output_symbols=self.symbols[:-1],
+                           memoryless_loss=self.num_copy * math.log(self.num_symbols) / (self.delay + 2 * self.num_copy))
 
     def make_example(self, rng: random.Random):
         inputs, targets = copy_example(rng, self.delay, self.num_copy, self.num_symbols)

@@ -9,7 +9,7 @@ Both heads log, per stage:
 - ``<stage>_correct``: the fraction of sequences processed correctly;
 - ``<stage>_wrong``: how many were not (the paper's "wrong predictions"); 0 means solved.
 
-The rule and its tolerance come from the data module (``spec.extra["criterion"]``).
+The rule and its tolerance come from the data module's :class:`~seqkit_longlag.spec.LongLagSpec`.
 """
 
 from __future__ import annotations
@@ -22,62 +22,47 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.aggregation import MaxMetric, MeanMetric, SumMetric
 
-from seqkit import Batch, Encoded, Head, SeqkitError, Spec, final_hidden, length_mask
-
-END_CRITERIA = ("abs_error", "output_error")
-STEP_CRITERIA = ("next_symbols", "argmax")
+from seqkit import Batch, EncodeFn, Encoded, Head, ManyToOneHead, SeqkitError, length_mask, records_for
+from seqkit_longlag.spec import END_CRITERIA, STEP_CRITERIA, LongLagSpec
 
 
-def _criterion(spec: Spec, allowed: tuple[str, ...], head: str) -> tuple[str, float]:
-    rule = spec.extra.get("criterion")
-    if rule not in allowed:
+def _criterion(spec: LongLagSpec, allowed: tuple[str, ...], head: str) -> tuple[str, float]:
+    if spec.criterion not in allowed:
         raise SeqkitError(
-            f"{head} scores a success criterion the data module names in spec.extra['criterion'] "
-            f"(one of: {', '.join(allowed)}); this data gives {rule!r}"
+            f"{head} scores one of the success criteria {', '.join(allowed)}; {spec.source or 'the data module'} "
+            f"({spec.task or 'no task'}) gives {spec.criterion!r}"
         )
-    return rule, float(spec.extra.get("tolerance", 0.0))
+    return spec.criterion, float(spec.tolerance)
 
 
 def _criterion_metrics() -> dict[str, Any]:
     return {"correct": MeanMetric(), "wrong": SumMetric()}
 
 
-class LongLagEndHead(Head):
-    """One output at the end of each sequence, read from the stack's final state: a real value
-    (adding problem) or a class (temporal order)."""
+class LongLagEndHead(ManyToOneHead):
+    """One output at the end of each sequence, read from the stack's final state (``Encoded.final``):
+    a real value (adding problem) or a class (temporal order). The paper's nets read it with one
+    linear layer, so this is the core's ManyToOneHead with "last" pooling and no hidden layer."""
 
+    spec_type = LongLagSpec
     prediction_format = "csv"
     tbptt_targets = "sequence"
 
-    def __init__(self, spec: Spec, input_size: int) -> None:
+    def __init__(self, spec: LongLagSpec, input_size: int) -> None:
         """
         Args:
             spec: Sizes and the success criterion from the data module (linked automatically).
             input_size: Size of the recurrent stack's output (set by the model).
         """
-        super().__init__(spec, input_size)
+        super().__init__(spec, input_size, pooling="last")
         self.rule, self.tolerance = _criterion(spec, END_CRITERIA, type(self).__name__)
-        self.classify = self.rule == "output_error"
-        out = spec.num_classes if self.classify else spec.num_targets
-        if out <= 0:
-            raise SeqkitError(f"{type(self).__name__} needs num_classes or num_targets in the data's spec")
-        self.proj = nn.Linear(input_size, out)
+        if self.classify != (self.rule == "output_error"):
+            raise SeqkitError(f"{type(self).__name__}: criterion {self.rule!r} does not fit data with "
+                              f"{spec.num_classes} classes and {spec.num_targets} targets")
         metrics = _criterion_metrics()
         if not self.classify:
             metrics["max_abs_err"] = MaxMetric()
         self.set_metrics(MetricCollection(metrics))
-
-    def pool(self, encoded: Encoded, model) -> torch.Tensor:
-        rnn = getattr(model, "rnn", None)
-        if encoded.state is not None and rnn is not None:
-            return final_hidden(encoded.state, rnn.num_layers, rnn.num_directions)  # (B, D)
-        out, lengths = encoded.outputs, encoded.lengths  # (B, T, D)
-        B, T, _ = out.shape
-        last = (lengths.to(out.device) - 1).clamp(min=0) if lengths is not None else torch.full((B,), T - 1, device=out.device)
-        return out[torch.arange(B, device=out.device), last]
-
-    def forward(self, encoded: Encoded, batch: Batch, model=None) -> torch.Tensor:
-        return self.proj(self.pool(encoded, model))  # (B, classes) or (B, targets)
 
     def _correct(self, pred: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) whether each sequence meets the criterion, and its largest output error."""
@@ -88,8 +73,8 @@ class LongLagEndHead(Head):
             err = (pred - targets.view_as(pred).to(pred.dtype)).abs().amax(-1)
         return err < self.tolerance, err
 
-    def step(self, model, batch: Batch, stage: str) -> torch.Tensor:
-        pred = self(model.encode(batch), batch, model)
+    def loss(self, encoded: Encoded, batch: Batch, stage: str, encode: EncodeFn) -> torch.Tensor:
+        pred = self(encoded)  # (B, classes) or (B, targets)
         if self.classify:
             loss = F.cross_entropy(pred, batch.targets)
         else:
@@ -102,21 +87,20 @@ class LongLagEndHead(Head):
             metrics["max_abs_err"].update(err)
         return loss
 
-    def predict(self, model, batch: Batch) -> list[dict]:
-        pred = self(model.encode(batch), batch, model).cpu()
-        targets = batch.targets.cpu() if batch.targets is not None else None
-        records = []
-        for n, i in enumerate(batch.index.tolist()):
+    def predict(self, encoded: Encoded, batch: Batch, encode: EncodeFn) -> list[dict]:
+        pred = self(encoded).detach().cpu()
+        targets = batch.targets.cpu() if isinstance(batch.targets, torch.Tensor) else None
+        records = records_for(batch)
+        names = self.spec.label_names()
+        for n, rec in enumerate(records):
             if self.classify:
-                names = self.spec.extra.get("labels") or [str(c) for c in range(self.spec.num_classes)]
-                rec = {"index": i, "label": names[int(pred[n].argmax())]}
+                rec["label"] = names[int(pred[n].argmax())]
                 if targets is not None:
                     rec["target"] = names[int(targets[n])]
             else:
-                rec = {"index": i, "prediction": round(float(pred[n, 0]), 6)}
+                rec["prediction"] = round(float(pred[n, 0]), 6)
                 if targets is not None:
                     rec["target"] = round(float(targets[n].view(-1)[0]), 6)
-            records.append(rec)
         return records
 
 
@@ -124,10 +108,11 @@ class LongLagStepHead(Head):
     """An output at every step: the possible next symbols (multi-label, Reber grammar) or one
     class per step (copy task)."""
 
+    spec_type = LongLagSpec
     prediction_format = "jsonl"
     tbptt_targets = "steps"
 
-    def __init__(self, spec: Spec, input_size: int) -> None:
+    def __init__(self, spec: LongLagSpec, input_size: int) -> None:
         """
         Args:
             spec: Sizes and the success criterion from the data module (linked automatically).
@@ -141,8 +126,8 @@ class LongLagStepHead(Head):
         self.proj = nn.Linear(input_size, spec.num_classes)
         self.set_metrics(MetricCollection(_criterion_metrics()))
 
-    def forward(self, encoded: Encoded, batch: Batch, model=None) -> torch.Tensor:
-        return self.proj(encoded.outputs)  # (B, T, C)
+    def forward(self, outputs: torch.Tensor) -> torch.Tensor:
+        return self.proj(outputs)  # (B, T, C)
 
     def _step_correct(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """(B, T) whether each step's output is right."""
@@ -154,34 +139,35 @@ class LongLagStepHead(Head):
         highest_other = logits.masked_fill(want, float("-inf")).amax(-1)  # (B, T)
         return lowest_wanted > highest_other
 
-    def step(self, model, batch: Batch, stage: str) -> torch.Tensor:
-        logits = self(model.encode(batch), batch, model)  # (B, T, C)
+    def loss(self, encoded: Encoded, batch: Batch, stage: str, encode: EncodeFn) -> torch.Tensor:
+        logits = self(encoded.outputs)  # (B, T, C)
         B, T, C = logits.shape
         lengths = batch.lengths if batch.lengths is not None else torch.full((B,), T)
-        mask = length_mask(lengths.to(logits.device), T)  # (B, T)
+        lengths = lengths.to(logits.device)
+        mask = length_mask(lengths, T)  # (B, T)
         if self.multi_label:
             per_step = F.binary_cross_entropy_with_logits(logits, batch.targets.to(logits.dtype), reduction="none").sum(-1)
-        else:
-            per_step = F.cross_entropy(logits.transpose(1, 2), batch.targets, reduction="none")  # (B, T)
+        else:  # padding may hold any id: clamp it into range, the mask drops it
+            per_step = F.cross_entropy(logits.transpose(1, 2), batch.targets.clamp(0, C - 1), reduction="none")  # (B, T)
+        # the mean over every real step of the batch, as the paper's per-step error
         loss = (per_step * mask).sum() / mask.sum().clamp(min=1)
         ok = (self._step_correct(logits.detach(), batch.targets) | ~mask).all(-1)  # (B,)
-        real = lengths.to(logits.device) > 0  # rows that have steps (TBPTT windows past a row's end have none)
+        real = lengths > 0  # rows that have steps (TBPTT windows past a row's end have none)
         metrics = self.metrics(stage)
         if bool(real.any()):
             metrics["correct"].update(ok[real].float())
         metrics["wrong"].update((~ok & real).float().sum())
         return loss
 
-    def predict(self, model, batch: Batch) -> list[dict]:
-        logits = self(model.encode(batch), batch, model).cpu()  # (B, T, C)
-        names = self.spec.extra.get("output_symbols") or [str(c) for c in range(self.spec.num_classes)]
+    def predict(self, encoded: Encoded, batch: Batch, encode: EncodeFn) -> list[dict]:
+        logits = self(encoded.outputs).detach().cpu()  # (B, T, C)
+        names = self.spec.output_symbols or [str(c) for c in range(self.spec.num_classes)]
         lengths = batch.lengths.tolist() if batch.lengths is not None else [logits.shape[1]] * logits.shape[0]
-        records = []
-        for n, i in enumerate(batch.index.tolist()):
+        records = records_for(batch)
+        for n, rec in enumerate(records):
             steps = logits[n, : lengths[n]]
             if self.multi_label:
-                out = ["".join(names[c] for c in range(len(names)) if p[c] > 0) for p in steps]
+                rec["predicted"] = ["".join(names[c] for c in range(len(names)) if p[c] > 0) for p in steps]
             else:
-                out = [names[int(c)] for c in steps.argmax(-1)]
-            records.append({"index": i, "predicted": out})
+                rec["predicted"] = [names[int(c)] for c in steps.argmax(-1)]
         return records

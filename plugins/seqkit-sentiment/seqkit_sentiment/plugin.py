@@ -1,6 +1,6 @@
 """Hook implementations: how seqkit finds this plugin's classes (entry point ``sentiment``).
 
-The head is seqkit-classify's ManyToOneHead (classification with accuracy and macro-F1)."""
+The head is seqkit's own generic ManyToOneHead (classification with accuracy and macro-F1)."""
 
 from seqkit import hookimpl
 

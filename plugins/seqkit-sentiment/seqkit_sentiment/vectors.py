@@ -6,13 +6,18 @@ et al. 2014). Only the vectors of words in the training vocabulary are kept, so 
 one pass and little memory. Words the file lacks start from random vectors of the same scale; the
 pad id embeds to zeros. The embedding is then fine-tuned with the model unless ``freeze``.
 
-The file is read whenever the model is built, for `seqkit predict` too; the trained values
-themselves come from the checkpoint.
+The table is a parameter, so it is saved in every checkpoint with the fine-tuned values. Give
+``dim`` (the vectors' dimension) and the file is needed only to train: a model built where the
+file is missing (``seqkit predict`` on another machine, the file deleted) starts from a random
+table of that size, which the checkpoint's weights then replace. Without ``dim`` the dimension is
+read from the file, so the file must exist wherever the model is built.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from typing import Optional
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
@@ -72,11 +77,15 @@ def load_word_vectors(path: str, itos: list[str]) -> tuple[torch.Tensor, torch.T
 class WordVectorEmbedding(InputEncoder):
     """Token ids (B, T) to (B, T, D) embeddings initialised from a word2vec/GloVe text file."""
 
-    def __init__(self, spec: Spec, vectors: str, freeze: bool = False, dropout: float = 0.0, vocab: str = "tokens") -> None:
+    def __init__(self, spec: Spec, vectors: str, dim: Optional[int] = None, freeze: bool = False, dropout: float = 0.0,
+                 vocab: str = "tokens") -> None:
         """
         Args:
             spec: Sizes and vocabularies from the data module (linked automatically).
-            vectors: Local word-vector file in word2vec or GloVe text format; D is read from it.
+            vectors: Local word-vector file in word2vec or GloVe text format.
+            dim: The vectors' dimension D. Set it and predicting from a checkpoint needs no vector
+                file (the trained table is in the checkpoint); null reads D from the file, which
+                must then exist whenever the model is built.
             freeze: Keep the embedding fixed during training.
             dropout: Dropout applied to the embeddings.
             vocab: Which of the data's vocabularies holds the input words ("tokens" for
@@ -89,7 +98,18 @@ class WordVectorEmbedding(InputEncoder):
         if not isinstance(words, Vocab):
             raise SeqkitError(f"model.encoder.init_args.vocab: the data has no vocabulary {vocab!r} "
                               f"(it has: {', '.join(spec.vocabs) or 'none'})")
-        table, found = load_word_vectors(vectors, words.itos)
+        if dim is not None and dim < 1:
+            raise SeqkitError(f"model.encoder.init_args.dim must be >= 1 or null, got {dim}")
+        if dim is None and not os.path.exists(vectors):
+            raise DataError(f"word-vector file not found: {vectors} (set model.encoder.init_args.dim, the vectors' "
+                            "dimension, to build the model without it, e.g. to predict from a checkpoint)")
+        if os.path.exists(vectors):
+            table, found = load_word_vectors(vectors, words.itos)
+            if dim is not None and table.shape[1] != dim:
+                raise DataError(f"{vectors}: the vectors have {table.shape[1]} dimensions, but "
+                                f"model.encoder.init_args.dim is {dim}")
+        else:  # no file: the trained table comes from the checkpoint being loaded
+            table, found = torch.zeros(len(words.itos), dim), torch.zeros(len(words.itos), dtype=torch.bool)
         V, D = table.shape
         std = float(table[found].std()) if int(found.sum()) > 1 else 1.0 / math.sqrt(D)
         g = torch.Generator().manual_seed(0)  # the same initial table in every DDP process
@@ -99,7 +119,10 @@ class WordVectorEmbedding(InputEncoder):
         self.dropout = nn.Dropout(dropout)
         self.output_size = D
         self.coverage = (int(found.sum()), V)
-        rank_zero_info(f"seqkit: {vectors}: pretrained vectors for {int(found.sum())} of {V} vocabulary entries (D={D})")
+        if os.path.exists(vectors):
+            rank_zero_info(f"seqkit: {vectors}: pretrained vectors for {int(found.sum())} of {V} vocabulary entries (D={D})")
+        else:
+            rank_zero_info(f"seqkit: {vectors} not found: a random {V} x {D} table, to be replaced by a checkpoint's weights")
 
     def forward(self, inputs, lengths=None):
         return self.dropout(self.embedding(inputs))  # (B, T, D)

@@ -27,35 +27,12 @@ from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
-from seqkit import Batch, DataError, SeqDataModule, Spec, pad
-from seqkit_video.head import IGNORE
+from seqkit import DataError, Examples, SeqDataModule, pad
 from seqkit_video.io import find_clips, read_clip, read_labels
+from seqkit_video.spec import IGNORE, VideoBatch, VideoSpec
 
 Clip = tuple[str, torch.Tensor, Optional[list[str]]]  # name, (T, C, H, W) frames, labels (or None)
-
-
-class _Clips(Dataset):
-    """Whole clips, or windows ``(clip, start, end)`` cut from them; items are
-    ``(frames (T, C, H, W) float, targets (T,) long, clip name)``."""
-
-    def __init__(self, clips: list[tuple[str, torch.Tensor, torch.Tensor]], mean: torch.Tensor, std: torch.Tensor,
-                 windows: Optional[list[tuple[int, int, int]]] = None) -> None:
-        self.clips, self.mean, self.std = clips, mean.view(-1, 1, 1), std.view(-1, 1, 1)
-        self.windows = windows or [(k, 0, c[1].shape[0]) for k, c in enumerate(clips)]
-        self.lengths = [end - start for _, start, end in self.windows]
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def __getitem__(self, i: int):
-        k, start, end = self.windows[i]
-        name, frames, targets = self.clips[k]
-        x = frames[start:end].float()
-        if frames.dtype == torch.uint8:
-            x = x / 255.0
-        return (x - self.mean) / self.std, targets[start:end], name
 
 
 def cut_windows(lengths: list[int], window: int, overlap: int) -> list[tuple[int, int, int]]:
@@ -75,6 +52,9 @@ def cut_windows(lengths: list[int], window: int, overlap: int) -> list[tuple[int
 class VideoClipData(SeqDataModule):
     """Video clips with one label per frame: generated "swipe" clips, or your own clips."""
 
+    spec_type = VideoSpec
+    fitted = {"labels": list, "frame_shape": list, "mean": list, "std": list}
+
     def __init__(
         self,
         data_dir: Optional[str] = None,
@@ -90,10 +70,7 @@ class VideoClipData(SeqDataModule):
         num_test: int = 100,
         min_frames: int = 48,
         max_frames: int = 96,
-        batch_size: int = 16,
-        eval_batch_size: Optional[int] = None,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
         """
         Args:
@@ -118,42 +95,35 @@ class VideoClipData(SeqDataModule):
             num_test: Generated test clips.
             min_frames: Shortest generated clip.
             max_frames: Longest generated clip.
-            batch_size: Windows per training batch (per process under DDP).
-            eval_batch_size: Whole clips per evaluation/predict batch (default: batch_size).
-            num_workers: DataLoader worker processes.
-            seed: Seed of the generator and of shuffling.
         """
-        super().__init__(batch_size, eval_batch_size, num_workers, seed)
-        if data_dir is not None and not os.path.isdir(data_dir):
-            raise DataError(f"data.data_dir: folder not found: {data_dir}")
-        if predict_dir is not None and not os.path.isdir(predict_dir):
-            raise DataError(f"data.predict_dir: folder not found: {predict_dir}")
+        super().__init__(**kwargs)
         if isinstance(frame_size, int):
             frame_size = [frame_size, frame_size]
         if frame_size is not None and (len(frame_size) != 2 or min(frame_size) < 1):
-            raise DataError(f"data.frame_size: expected a size or [height, width] of positive ints, got {frame_size}")
+            raise DataError(f"data.init_args.frame_size: expected a size or [height, width] of positive ints, got {frame_size}")
         if channels not in (None, 1, 3):
-            raise DataError(f"data.channels: expected 1, 3 or null, got {channels}")
+            raise DataError(f"data.init_args.channels: expected 1, 3 or null, got {channels}")
         if frame_stride < 1:
-            raise DataError(f"data.frame_stride must be >= 1, got {frame_stride}")
+            raise DataError(f"data.init_args.frame_stride must be >= 1, got {frame_stride}")
         if window < 0 or (window and not 0 <= overlap < window):
-            raise DataError(f"data.window must be >= 0 and data.overlap in [0, window) (got window {window}, overlap {overlap})")
+            raise DataError(f"data.init_args.window must be >= 0 and data.init_args.overlap in [0, window) "
+                            f"(got window {window}, overlap {overlap})")
         if not 1 <= min_frames <= max_frames:
-            raise DataError(f"data.min_frames must be >= 1 and <= data.max_frames (got {min_frames} and {max_frames})")
+            raise DataError(f"data.init_args.min_frames must be >= 1 and <= data.init_args.max_frames "
+                            f"(got {min_frames} and {max_frames})")
+        # folders are checked when they are read: a module restored from a checkpoint to predict
+        # must not need its training clips
         self.data_dir, self.predict_dir = data_dir, predict_dir
         self.frame_size, self.channels, self.frame_stride = frame_size, channels, frame_stride
         self.window, self.overlap = window, overlap if window else 0
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
         self.min_frames, self.max_frames = min_frames, max_frames
-        self.labels: Optional[list[str]] = list(labels) if labels else None
-        self.frame_shape: Optional[list[int]] = None
-        self.mean: Optional[list[float]] = None
-        self.std: Optional[list[float]] = None
+        self.label_order: Optional[list[str]] = list(labels) if labels else None
         self._cache: dict[str, list[Clip]] = {}
 
     # -- reading -------------------------------------------------------------------------------
-    def _conform(self, frames: torch.Tensor, where: str) -> torch.Tensor:
-        """Apply channels and frame_size to (T, C, H, W) frames; check them against the spec."""
+    def _conform(self, frames: torch.Tensor) -> torch.Tensor:
+        """Apply channels and frame_size to (T, C, H, W) frames (uint8 stays uint8)."""
         if self.channels == 1 and frames.shape[1] == 3:
             luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)  # ITU-R BT.601 weights
             gray = (frames.float() * luma).sum(1, keepdim=True)
@@ -165,25 +135,32 @@ class VideoClipData(SeqDataModule):
             frames = resized.round().clamp(0, 255).to(torch.uint8) if frames.dtype == torch.uint8 else resized
         if frames.dtype != torch.uint8:
             frames = frames.float()
-        if self.frame_shape is not None and list(frames.shape[1:]) != list(self.frame_shape):
-            C, H, W = self.frame_shape
-            c, h, w = frames.shape[1:]
-            if c != C:
-                raise DataError(f"{where}: frames have {c} channel(s) but the model's (set by the first training clip) have {C}; set data.channels to convert them")
-            raise DataError(f"{where}: frames are {h}x{w} but the model's (set by the first training clip) are {H}x{W}; set data.frame_size to resize all clips")
         return frames.contiguous()
+
+    @staticmethod
+    def _check_shape(frames: torch.Tensor, where: str, shape: list[int]) -> None:
+        """Frames must have the model's (C, H, W), set by the first training clip."""
+        if list(frames.shape[1:]) == list(shape):
+            return
+        C, H, W = shape
+        c, h, w = frames.shape[1:]
+        if c != C:
+            raise DataError(f"{where}: frames have {c} channel(s) but the model's (set by the first training clip) have {C}; "
+                            "set data.init_args.channels to convert them")
+        raise DataError(f"{where}: frames are {h}x{w} but the model's (set by the first training clip) are {H}x{W}; "
+                        "set data.init_args.frame_size to resize all clips")
 
     def _read(self, folder: str, need_labels: bool) -> list[Clip]:
         clips = []
+        shape = self.frame_shape  # None only while fitting: then the first training clip sets it
         for src in find_clips(folder, need_labels):
             frames = read_clip(src)
             labels = read_labels(src.labels, frames.shape[0]) if src.labels else None
             s = self.frame_stride
-            frames = frames[::s]
-            labels = labels[::s] if labels is not None else None
-            clips.append((src.name, self._conform(frames, src.path), labels))
-            if self.frame_shape is None:  # the first training clip sets the shape
-                self.frame_shape = list(clips[-1][1].shape[1:])
+            frames = self._conform(frames[::s])
+            shape = shape or list(frames.shape[1:])
+            self._check_shape(frames, src.path, shape)
+            clips.append((src.name, frames, labels[::s] if labels is not None else None))
         return clips
 
     def _generate(self, split: str) -> list[Clip]:
@@ -193,67 +170,73 @@ class VideoClipData(SeqDataModule):
         offset = {"train": 0, "val": 1, "test": 2}[split]
         raw = generate_clips(self.sizes[split], self.min_frames, self.max_frames, size, self.seed * 1000 + offset)
         s = self.frame_stride
-        out = []
-        for name, frames, labels in raw:
-            frames = torch.from_numpy(frames[::s])
-            out.append((name, self._conform(frames, f"generated {split} clip {name}"), labels[::s]))
-        if self.frame_shape is None:
-            self.frame_shape = list(out[0][1].shape[1:])
-        return out
+        return [(name, self._conform(torch.from_numpy(frames[::s])), labels[::s]) for name, frames, labels in raw]
+
+    def _folder(self, key: str, *parts: str) -> str:
+        """The folder in argument ``key`` (data_dir, predict_dir), checked when it is first read."""
+        root = getattr(self, key)
+        if not os.path.isdir(root):
+            raise DataError(f"data.init_args.{key}: folder not found: {root}")
+        return os.path.join(root, *parts)
 
     def _clips(self, split: str) -> list[Clip]:
         if split not in self._cache:
             if split == "predict":
                 if self.predict_dir is not None:
-                    self._cache[split] = self._read(self.predict_dir, need_labels=False)
+                    self._cache[split] = self._read(self._folder("predict_dir"), need_labels=False)
                 else:
                     self._cache[split] = self._clips("test")
             elif self.data_dir is None:
                 self._cache[split] = self._generate(split)
             else:
-                self._cache[split] = self._read(os.path.join(self.data_dir, split), need_labels=True)
+                self._cache[split] = self._read(self._folder("data_dir", split), need_labels=True)
         return self._cache[split]
 
     # -- the contract ----------------------------------------------------------------------------
-    def build_spec(self) -> Spec:
-        if self.mean is None:  # not restored from a checkpoint: derive from the training clips
-            train = self._clips("train")
-            if self.labels is None:
-                if self.data_dir is None:
-                    from seqkit_video.synthetic import LABELS
+    def fit_state(self) -> None:
+        """Labels, frame shape and per-channel mean and spread, from the training clips."""
+        train = self._clips("train")
+        if not train:
+            raise DataError(f"{self._folder('data_dir', 'train')}: no clips")
+        if self.label_order is not None:
+            labels = list(self.label_order)
+        elif self.data_dir is None:
+            from seqkit_video.synthetic import LABELS
 
-                    self.labels = list(LABELS)
-                else:
-                    self.labels = sorted({label for _, _, labels in train for label in labels})
-            if len(self.labels) < 2:
-                raise DataError(f"the training clips have fewer than two labels ({self.labels}); nothing to learn")
-            C = self.frame_shape[0]
-            total, sq, count = torch.zeros(C, dtype=torch.float64), torch.zeros(C, dtype=torch.float64), 0
-            for _, frames, _ in train:
-                x = frames.double() / (255.0 if frames.dtype == torch.uint8 else 1.0)
-                total += x.sum((0, 2, 3))
-                sq += (x * x).sum((0, 2, 3))
-                count += x.numel() // C
-            mean = total / count
-            std = (sq / count - mean**2).clamp(min=0).sqrt().clamp(min=1e-3)  # flat frames: avoid dividing by 0
-            self.mean, self.std = mean.tolist(), std.tolist()
-        return Spec(
-            input_kind="frames",
+            labels = list(LABELS)
+        else:
+            labels = sorted({label for _, _, labels in train for label in labels})
+        if len(labels) < 2:
+            raise DataError(f"the training clips have fewer than two labels ({labels}); nothing to learn")
+        C = train[0][1].shape[1]
+        total, sq, count = torch.zeros(C, dtype=torch.float64), torch.zeros(C, dtype=torch.float64), 0
+        for _, frames, _ in train:
+            x = frames.double() / (255.0 if frames.dtype == torch.uint8 else 1.0)
+            total += x.sum((0, 2, 3))
+            sq += (x * x).sum((0, 2, 3))
+            count += x.numel() // C
+        mean = total / count
+        std = (sq / count - mean**2).clamp(min=0).sqrt().clamp(min=1e-3)  # flat frames: avoid dividing by 0
+        self.labels, self.frame_shape = labels, list(train[0][1].shape[1:])
+        self.mean, self.std = mean.tolist(), std.tolist()
+
+    def build_spec(self) -> VideoSpec:
+        return VideoSpec(
             input_size=int(torch.tensor(self.frame_shape).prod()),
             num_classes=len(self.labels),
-            vocabs={"labels": list(self.labels)},
-            extra={
-                "frame_shape": list(self.frame_shape),
-                "labels": list(self.labels),
-                "window": self.window,
-                "overlap": self.overlap,
-                "frame_stride": self.frame_stride,
-            },
+            labels=list(self.labels),
+            frame_shape=list(self.frame_shape),
+            window=self.window,
+            overlap=self.overlap,
         )
 
-    def _dataset(self, split: str, windows: bool) -> _Clips:
+    def dataset(self, split: str) -> Examples:
+        """Training windows (on the grid of :func:`cut_windows`) or whole clips, as items
+        ``(frames (T, C, H, W), targets (T,), clip name, frame numbers (T,))``. Frames stay as
+        read (uint8 for images and video; windows are views, not copies) until ``collate``
+        normalises a batch."""
         index = {label: k for k, label in enumerate(self.labels)}
-        encoded = []
+        clips = []
         for name, frames, labels in self._clips(split):
             if labels is None:
                 targets = torch.full((frames.shape[0],), IGNORE, dtype=torch.long)
@@ -262,33 +245,20 @@ class VideoClipData(SeqDataModule):
                 if unknown:
                     raise DataError(f"{split} clip {name}: label(s) {unknown} not seen in training (known: {', '.join(self.labels)})")
                 targets = torch.tensor([index[label] for label in labels], dtype=torch.long)
-            encoded.append((name, frames, targets))
-        cuts = cut_windows([f.shape[0] for _, f, _ in encoded], self.window, self.overlap) if windows else None
-        return _Clips(encoded, torch.tensor(self.mean), torch.tensor(self.std), cuts)
+            self._check_shape(frames, f"{split} clip {name}", self.frame_shape)
+            clips.append((name, frames, targets, torch.arange(frames.shape[0]) * self.frame_stride))
+        if split == "train":
+            cuts = cut_windows([f.shape[0] for _, f, _, _ in clips], self.window, self.overlap)
+        else:
+            cuts = [(k, 0, c[1].shape[0]) for k, c in enumerate(clips)]
+        return Examples([(clips[k][1][a:b], clips[k][2][a:b], clips[k][0], clips[k][3][a:b]) for k, a, b in cuts])
 
-    def setup(self, stage: str) -> None:
-        self.spec  # noqa: B018 - reads the training clips unless restored from a checkpoint
-        if stage == "fit":
-            self.train_set = self._dataset("train", windows=True)
-        if stage in ("fit", "validate"):
-            self.val_set = self._dataset("val", windows=False)
-        if stage == "test":
-            self.test_set = self._dataset("test", windows=False)
-        if stage == "predict":
-            self.predict_set = self._dataset("predict", windows=False)
-
-    def collate(self, examples: list) -> Batch:
-        frames, lengths = pad([x for x, _, _ in examples], value=0.0)  # (B, T, C, H, W); 0 is the mean after normalising
-        targets, _ = pad([y for _, y, _ in examples], value=IGNORE)  # (B, T)
-        return Batch(inputs=frames, lengths=lengths, targets=targets, extra={"clips": [n for _, _, n in examples]})
-
-    def state_dict(self) -> dict:
-        if self.mean is None:
-            return {}
-        return {"labels": list(self.labels), "frame_shape": list(self.frame_shape), "mean": list(self.mean), "std": list(self.std)}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state:
-            self.labels = list(state["labels"])
-            self.frame_shape = list(state["frame_shape"])
-            self.mean, self.std = list(state["mean"]), list(state["std"])
+    def collate(self, examples: list) -> VideoBatch:
+        mean = torch.tensor(self.mean).view(-1, 1, 1)  # (C, 1, 1)
+        std = torch.tensor(self.std).view(-1, 1, 1)
+        frames = [((x.float() / 255.0 if x.dtype == torch.uint8 else x.float()) - mean) / std for x, _, _, _ in examples]
+        inputs, lengths = pad(frames, value=0.0)  # (B, T, C, H, W); 0 is the mean after normalising
+        targets, _ = pad([y for _, y, _, _ in examples], value=IGNORE)  # (B, T)
+        numbers, _ = pad([n for _, _, _, n in examples], value=-1)  # (B, T)
+        return VideoBatch(inputs=inputs, lengths=lengths, targets=targets, names=[n for _, _, n, _ in examples],
+                          frame_numbers=numbers)

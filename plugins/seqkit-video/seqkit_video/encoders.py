@@ -22,12 +22,17 @@ import torch
 from torch import nn
 
 from seqkit import InputEncoder, SeqkitError, Spec, length_mask
+from seqkit_video.spec import VideoSpec
 
 
 def _frame_shape(spec: Spec, who: str) -> tuple[int, int, int]:
-    if spec.input_kind != "frames" or "frame_shape" not in spec.extra:
-        raise SeqkitError(f"{who} needs video frames (a data module with input_kind 'frames'), but the data provides {spec.input_kind!r}")
-    C, H, W = spec.extra["frame_shape"]
+    """(C, H, W) of the frames, from a :class:`VideoSpec`."""
+    if not isinstance(spec, VideoSpec) or len(spec.frame_shape) != 3:
+        raise SeqkitError(
+            f"model.encoder: {who} needs video frames from data giving a VideoSpec (VideoClipData), but "
+            f"{spec.source or 'the data module'} gives a {type(spec).__name__} of {spec.input_kind!r} inputs"
+        )
+    C, H, W = spec.frame_shape
     return int(C), int(H), int(W)
 
 

@@ -8,8 +8,8 @@ from seqkit import atomic_write
 
 
 def draw_timeline(path: str, records: list[dict], names: list[str], total: int | None = None) -> None:
-    """Write a PNG of the clips in ``records`` (each with ``clip``, ``frames``, ``labels`` and
-    optionally ``true``) to ``path``; ``total`` is the number of clips predicted in all."""
+    """Write a PNG of the clips in ``records`` (each with ``frames``, ``labels``, its clip's name in
+    ``input`` and optionally ``true``) to ``path``; ``total`` is the number of clips predicted in all."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,12 +23,13 @@ def draw_timeline(path: str, records: list[dict], names: list[str], total: int |
     index = {name: k for k, name in enumerate(names)}
     rows = []  # (y label, label ids, frame numbers)
     for r in records:
+        clip = r.get("input", r["index"])
         if "true" in r:
             correct = sum(p == t for p, t in zip(r["labels"], r["true"])) / max(1, len(r["labels"]))
-            rows.append((f"{r['clip']} predicted ({correct:.0%})", r["labels"], r["frames"]))
-            rows.append((f"{r['clip']} true", r["true"], r["frames"]))
+            rows.append((f"{clip} predicted ({correct:.0%})", r["labels"], r["frames"]))
+            rows.append((f"{clip} true", r["true"], r["frames"]))
         else:
-            rows.append((f"{r['clip']} predicted", r["labels"], r["frames"]))
+            rows.append((f"{clip} predicted", r["labels"], r["frames"]))
     longest = max(len(r[1]) for r in rows)
     fig, axes = plt.subplots(len(rows), 1, figsize=(10, 0.45 * len(rows) + 1.4), squeeze=False)
     for ax, (title, labels, frames) in zip(axes[:, 0], rows):

@@ -1,28 +1,31 @@
 """Autoregressive decoding shared by every generating head: greedy search and beam search.
 
-Both are batched over sentences (no per-sentence Python loop) and drive a model through one
-``step`` callable, so a translation decoder and a captioning decoder reuse the same code:
+Both are batched over inputs (no per-sentence Python loop) and drive a decoder through one
+``step`` callable (:meth:`seqkit.seq2seq.AttentionDecoder.search_step` is one), so the
+translation head and the captioning head run the same code:
 
     step(tokens, state) -> (log_probs, new_state, attention)
         tokens     (N,) LongTensor: the previous output token of every live row
         log_probs  (N, V): log-probabilities of the next token
         new_state  the decoder's state after the step
-        attention  (N, S) attention weights over the S source positions, or None
+        attention  (N, S) attention weights over the S memory steps (source words, image
+                   regions), or None
 
-``state`` is any nested tuple / list / dict of tensors (``None`` leaves allowed) whose first
-dimension is N, the number of rows: beam search repeats it per beam and reorders it with
-``index_select`` along dim 0. Keep an LSTM's (layers, N, H) state transposed to (N, layers, H).
+``state`` is any nested tuple / NamedTuple / list / dict of tensors (``None`` leaves allowed)
+whose first dimension is N, the number of rows: beam search repeats it per beam and reorders it
+with ``index_select`` along dim 0. Keep an LSTM's (layers, N, H) state transposed to (N, layers, H)
+(:class:`seqkit.seq2seq.DecoderState` does).
 
 Beam search follows the usual NMT recipe (Sutskever et al. 2014; fairseq's ``SequenceGenerator``
 for the bookkeeping): every step keeps the K best hypotheses that continue, taken from the 2K
 best candidates, so an ending hypothesis never costs the beam a slot. An ``<eos>`` candidate
 among the K best ends a hypothesis, which is kept when its score, divided by
 ``length ** length_penalty`` (fairseq's ``--lenpen``: 0 ranks by raw log-probability, 1 by the
-mean per token), beats the sentence's best so far. A sentence stops at its length limit or when
-no live hypothesis can beat its best ended one — exact for ``length_penalty`` 0, since
+mean per token), beats the input's best so far. An input stops at its length limit or when no
+live hypothesis can beat its best ended one — exact for ``length_penalty`` 0, since
 log-probabilities only fall. The top-k is taken per beam first and then over the k*2k candidates:
 the same result as one top-k over k*V, cheaper, and with beam size 1 it does exactly greedy
-search's arithmetic, so the two agree bit for bit. All of it is batched: no per-sentence loop.
+search's arithmetic, so the two agree bit for bit.
 """
 
 from __future__ import annotations
