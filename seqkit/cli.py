@@ -100,6 +100,16 @@ def _explain(message: str) -> str:
         where = f"{key}: " if key else ""
         layer = _layer_of(f"{key}.{option.group(1)}" if key else option.group(1))
         return f"{where}unknown option {option.group(1)!r}{valid}" + (f" (set in {layer})" if layer else "")
+    restricted = re.search(r"Not of type (\w+): ?(\S*) does not conform to restriction (v.+?)(?:\. Got value|$)",
+                           message, flags=re.M)
+    if key and restricted:
+        rule = re.sub(r"\bv\s*", "", restricted.group(3).strip())
+        given = restricted.group(2) or (re.findall(r"Given value: (.+)$", message, flags=re.M) or ["?"])[-1].strip()
+        nested = re.match(r"NestedArg\(key=.*?, val='(.*)'\)$", given)
+        given = nested.group(1) if nested else given
+        optional = re.search(rf"Subtypes: \[[^\]]*\.{restricted.group(1)}'>, <class 'NoneType'>\]", message)
+        null = " or null" if optional else ""
+        return f"{key}: must be {rule}{null} ({restricted.group(1)}), got {given}"
     expected = [_type_name(t) for t in re.findall(r"Expected an? (.+?)(?:\. Got value|$)", message, flags=re.M)]
     expected = [e for e in expected if not e.startswith("path") and "dot import path" not in e]
     given = re.search(r"(?:Got value|Given value): (.+?)(?:\. Got value|$)", message, flags=re.M)
@@ -116,6 +126,10 @@ USAGE_EXTRA = """
 other commands:
   seqkit plugins [--json]   list installed plugins with their heads, data modules and encoders
   seqkit new-plugin NAME    generate a plugin package (hooks, head, data module, config, tests)
+  seqkit export --ckpt_path X [--format onnx] [--out DIR]
+                            export a checkpoint to ONNX and check it against PyTorch in onnxruntime
+  seqkit trace --ckpt_path X (--input FILE | --split val) [--out DIR]
+                            the LSTM X-ray: gate activations, cell state and saturation of real inputs
   --debug (or SEQKIT_DEBUG=1) show the full traceback of an error
   --config trainer/ddp_cpu  a trainer layer shipped with seqkit (bf16, ddp, ddp_cpu, fp16, fsdp, tensorboard)
 """
@@ -244,22 +258,10 @@ _CHECKPOINTS: dict[str, dict] = {}  # read once per command
 def _load_checkpoint(path: str) -> dict:
     if path in _CHECKPOINTS:
         return _CHECKPOINTS[path]
-    _CHECKPOINTS[path] = _read_checkpoint(path)
+    from seqkit.checkpoint import read_checkpoint
+
+    _CHECKPOINTS[path] = read_checkpoint(path)
     return _CHECKPOINTS[path]
-
-
-def _read_checkpoint(path: str) -> dict:
-    import torch
-
-    if not os.path.exists(path):
-        raise SeqkitError(f"--ckpt_path: checkpoint not found: {path}")
-    try:
-        # never unpickle: a checkpoint is a file people download and share
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            raise SeqkitError(f"--ckpt_path: not a seqkit checkpoint, or one that needs unsafe loading: {path}") from None
-        raise SeqkitError(f"--ckpt_path: cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
 
 
 def _config_from_checkpoint(argv: list[str]) -> list[str]:
@@ -444,6 +446,14 @@ def main(argv: Optional[list[str]] = None) -> None:
             from seqkit.scaffold import new_plugin_command
 
             sys.exit(new_plugin_command(argv[1:]))
+        if argv[:1] == ["export"]:
+            from seqkit.export import export_command
+
+            sys.exit(export_command(argv[1:]))
+        if argv[:1] == ["trace"]:
+            from seqkit.xray import trace_command
+
+            sys.exit(trace_command(argv[1:]))
         _plugins.get_registry()
         argv = _config_layers(_config_from_checkpoint(argv))
         warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")

@@ -105,7 +105,7 @@ def test_predict_from_checkpoint_alone_in_input_order(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     rows = {"train": 300, "val": 40, "test": 40}
-    from seqkit_classify.data import generate_marker_task
+    from seqkit.marker import generate_marker_task
 
     for split, n in rows.items():
         with open(data / f"{split}.tsv", "w") as fh:

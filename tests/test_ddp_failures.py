@@ -21,7 +21,7 @@ from conftest import CONFIGS
 FAILING_MODULE = '''
 import os
 from seqkit import DataError
-from seqkit_classify.data import MarkerTaskData
+from seqkit.marker import MarkerTaskData
 
 
 class FailingMarkerData(MarkerTaskData):
