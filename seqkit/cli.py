@@ -277,8 +277,19 @@ def _config_from_checkpoint(argv: list[str]) -> list[str]:
             ckpt_path = a.split("=", 1)[1]
     if not ckpt_path:
         return argv
+    if ckpt_path in ("last", "best"):
+        # Lightning would look in this new run's (empty) folder and go on with untrained weights
+        raise SeqkitError(
+            f"--ckpt_path {ckpt_path}: a new {argv[0]} run has no checkpoints of its own; "
+            "give the checkpoint's path (runs/<name>/version_N/checkpoints/*.ckpt)"
+        )
     saved = (_load_checkpoint(ckpt_path).get("seqkit") or {}).get("config")
     if not saved:
+        if not any(a == "--config" or a.startswith("--config=") for a in argv):
+            raise SeqkitError(
+                f"--ckpt_path: {ckpt_path} holds no saved config (ckpt['seqkit']['config']; seqkit fit writes one); "
+                "pass the task's --config too"
+            )
         return argv
     fd, tmp = tempfile.mkstemp(prefix="seqkit-ckpt-config-", suffix=".yaml")
     with os.fdopen(fd, "w") as fh:

@@ -44,21 +44,21 @@ def read_tsv(path: str) -> list[tuple[str, list[str]]]:
     """(label, tokens) pairs from ``label<TAB>tokens`` lines; errors name the file and line."""
     require_file(path)
     rows = []
-    with open(path, encoding="utf-8", errors="strict") as fh:
-        try:
-            for lineno, line in enumerate(fh, 1):
-                line = line.rstrip("\n")
-                if not line.strip():
-                    continue
-                if "\t" not in line:
-                    raise DataError(f"{path}:{lineno}: expected 'label<TAB>tokens', found no tab")
-                label, text = line.split("\t", 1)
-                tokens = text.split()
-                if not tokens:
-                    raise DataError(f"{path}:{lineno}: empty sequence")
-                rows.append((label.strip(), tokens))
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}:{lineno + 1}: not valid UTF-8 ({exc.reason})") from exc
+    with open(path, "rb") as fh:  # decoded line by line, so a bad byte names its line
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason})") from None
+            if not line.strip():
+                continue
+            if "\t" not in line:
+                raise DataError(f"{path}:{lineno}: expected 'label<TAB>tokens', found no tab")
+            label, text = line.split("\t", 1)
+            tokens = text.split()
+            if not tokens:
+                raise DataError(f"{path}:{lineno}: empty sequence")
+            rows.append((label.strip(), tokens))
     if not rows:
         raise DataError(f"{path}: no examples")
     return rows
@@ -112,6 +112,9 @@ class MarkerTaskData(SeqDataModule):
         train = self._raw("train")
         self.vocab = Vocab.build(tokens for _, tokens in train)
         self.labels = sorted({label for label, _ in train})
+        if len(self.labels) < 2:
+            where = os.path.join(self.data_dir, "train.tsv") if self.data_dir is not None else "the generated data"
+            raise DataError(f"{where}: every example has the label {self.labels[0]!r}; a classifier needs at least two labels")
 
     def build_spec(self) -> Spec:
         return Spec(

@@ -109,6 +109,9 @@ def _cases(tmp: Path, classify_ckpt: str, seqclass_ckpt: str) -> list[dict]:
     add("config", "min-len", [*fit, "--data.init_args.min_len=1"], "min_len")
     add("config", "variant", [*fit, "--model.rnn.init_args.variant=gru"], "variant")
     add("config", "dropout", [*fit, "--model.rnn.init_args.dropout=1.5"], "dropout")
+    add("config", "hidden-size-0", [*fit, "--model.rnn.init_args.hidden_size=0"], "must be >0")
+    add("config", "num-layers-negative", [*fit, "--model.rnn.init_args.num_layers=-5"], "num_layers")
+    add("config", "bucket-pool-0", [*fit, "--data.init_args.loader.pool=0"], "pool")
     add("config", "proj-size", [*fit, "--model.rnn.init_args.proj_size=64"], "proj_size")
     add("config", "forget-bias-nfg", [*fit, "--model.rnn.init_args.variant=nfg", "--model.rnn.init_args.forget_bias=1.0"],
         "forget_bias")
@@ -138,12 +141,14 @@ def _cases(tmp: Path, classify_ckpt: str, seqclass_ckpt: str) -> list[dict]:
     _write(bad_utf8 / "val.tsv", "a\tb\n")
     _write(bad_utf8 / "test.tsv", "a\tb\n")
     add("data", "tsv-bad-utf8", [*marker, f"--data.init_args.data_dir={bad_utf8}"], "train.tsv:2")
-    d = tsv_dir("noval", "a\tb\n", val=None)
+    d = tsv_dir("noval", "a\tb\nb\tc\n", val=None)
     add("data", "tsv-missing-val", [*marker, f"--data.init_args.data_dir={d}"], "val.tsv")
     d = tsv_dir("emptyfile", "")
     add("data", "tsv-empty-file", [*marker, f"--data.init_args.data_dir={d}"], "train.tsv")
-    d = tsv_dir("unseen", "a\tb\n", val="z\tb\n")
+    d = tsv_dir("unseen", "a\tb\nb\tc\n", val="z\tb\n")
     add("data", "tsv-unseen-label", [*marker, f"--data.init_args.data_dir={d}"], "'z'")
+    d = tsv_dir("onelabel", "a\tb\na\tc\n")
+    add("data", "tsv-one-label", [*marker, f"--data.init_args.data_dir={d}"], "at least two labels")
     add("data", "data-dir-missing", [*marker, f"--data.init_args.data_dir={tmp / 'nowhere'}"], "data_dir")
 
     # -- data files: SequenceArrayData (.ts / .npz / .npy) ------------------------------------------------
@@ -177,6 +182,48 @@ def _cases(tmp: Path, classify_ckpt: str, seqclass_ckpt: str) -> list[dict]:
     add("data", "train-file-missing", [*seq, f"--data.init_args.train_file={tmp / 'absent.npz'}"], "absent.npz")
     np.savez(tmp / "npz_text.npz", x=np.array([["a", "b"], ["c", "d"]]), y=np.array([0, 1]))
     add("data", "npz-not-numbers", [*seq, f"--data.init_args.train_file={tmp / 'npz_text.npz'}"], "npz_text.npz")
+
+    # -- data files: the first-party plugins' own readers ----------------------------------------------
+    def cfg(name):
+        return ["fit", "--config", str(CONFIGS / name), "--trainer.max_epochs=1", "--trainer.max_steps=1"]
+
+    tr = [*cfg("translation.yaml"), "--data.init_args.train_file"]
+    add("data", "parallel-no-tab", [*tr, _write(tmp / "tr" / "notab.tsv", "a b\tc d\nno tab\n")], "notab.tsv:2")
+    add("data", "parallel-bad-utf8", [*tr, _write(tmp / "tr" / "utf8.tsv", b"a b\tc d\nx\t\xff\n")], "utf8.tsv:2")
+    add("data", "parallel-empty-file", [*tr, _write(tmp / "tr" / "empty.tsv", "")], "no sentence pairs")
+    add("data", "parallel-empty-target", [*tr, _write(tmp / "tr" / "side.tsv", "a b\tc d\nx y\t \n")], "side.tsv:2")
+    src, tgt = _write(tmp / "tr" / "a.src", "a\nb\nc\n"), _write(tmp / "tr" / "a.tgt", "x\ny\n")
+    add("data", "parallel-misaligned", [*tr, f"[{src},{tgt}]"], "a.tgt has 2")
+    add("data", "parallel-missing", [*tr, str(tmp / "tr" / "absent.tsv")], "absent.tsv")
+    se = [*cfg("sentiment.yaml"), "--data.init_args.train_file"]
+    add("data", "csv-extra-field", [*se, _write(tmp / "se" / "f.csv", "text,label\ngood,pos\nbad,neg,x\n")], "f.csv:3")
+    add("data", "csv-empty-label", [*se, _write(tmp / "se" / "nl.csv", "text,label\ngood,pos\nbad,\n")], "nl.csv:3")
+    add("data", "csv-no-column", [*se, _write(tmp / "se" / "col.csv", "review,label\ngood,pos\nbad,neg\n")], "'text'")
+    add("data", "csv-bad-utf8", [*se, _write(tmp / "se" / "u.csv", b"text,label\ngood,pos\nb\xffad,neg\n")], "u.csv:3")
+    fo = [*cfg("forecast.yaml"), "--data.init_args.csv_path"]
+    add("data", "series-extra-field", [*fo, _write(tmp / "fo" / "f.csv", "date,value\n2020-01-01,1\n2020-01-02,2,3\n")], "f.csv:3")
+    add("data", "series-not-number", [*fo, _write(tmp / "fo" / "n.csv", "date,value\n2020-01-01,1\n2020-01-02,three\n")],
+        "n.csv:3")
+    add("data", "series-time-order", [*fo, _write(tmp / "fo" / "o.csv", "date,value\n2020-01-02,1\n2020-01-01,2\n")], "o.csv:3")
+    add("data", "series-missing-value", [*fo, _write(tmp / "fo" / "m.csv", "date,value\n2020-01-01,1\n2020-01-02,\n")],
+        "m.csv:3")
+    for split in ("train", "val", "test"):
+        _write(tmp / "vi" / split / "c1" / "000.png", b"not a png")
+        _write(tmp / "vi" / split / "c1.csv", "label\nwalk\n")
+        (tmp / "vi2" / split).mkdir(parents=True)
+        np.save(tmp / "vi2" / split / "c1.npy", np.zeros((3, 8, 8), np.uint8))
+        _write(tmp / "vi2" / split / "c1.csv", "label\nwalk\nwalk\n")
+    add("data", "video-bad-frame", [*cfg("video.yaml"), f"--data.init_args.data_dir={tmp / 'vi'}"], "000.png")
+    add("data", "video-label-count", [*cfg("video.yaml"), f"--data.init_args.data_dir={tmp / 'vi2'}"], "c1.csv")
+    coco = json.dumps({"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 2, "caption": "x"}]})
+    ca = [*cfg("captioning.yaml"), "--data.init_args.captions"]
+    add("data", "captions-json-image-id", [*ca, _write(tmp / "ca" / "c.json", coco)], "annotations[0]")
+    add("data", "captions-no-image", [*ca, _write(tmp / "ca" / "c.tsv", "image\tcaption\nnone.png\ta cat\n")], "c.tsv:2")
+    ok = _write(tmp / "v2" / "ok.tsv", "1 2\ta b\n")
+    v2 = [*cfg("vec2seq.yaml"), f"--data.init_args.val_file={ok}", f"--data.init_args.test_file={ok}"]
+    v2 = [*v2, "--data.init_args.train_file"]
+    add("data", "vectors-not-numbers", [*v2, _write(tmp / "v2" / "n.tsv", "1 2\ta\n1 x\tc\n")], "n.tsv:2")
+    add("data", "vectors-no-tab", [*v2, _write(tmp / "v2" / "t.tsv", "1 2\ta b\n1 2\n")], "t.tsv:2")
 
     # -- checkpoints -------------------------------------------------------------------------------------
     add("checkpoint", "missing", ["predict", f"--ckpt_path={tmp / 'absent.ckpt'}"], "absent.ckpt")
@@ -225,7 +272,7 @@ def _snapshot(root: Path) -> set[str]:
 @pytest.mark.timeout(900)
 def test_every_mistake_is_one_clear_line(tmp_path, checkpoints):
     cases = _cases(tmp_path / "inputs", *checkpoints)
-    assert len(cases) >= 60, len(cases)
+    assert len(cases) >= 90, len(cases)
     work = tmp_path / "work"
     work.mkdir()
     for case in cases:
