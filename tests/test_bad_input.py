@@ -237,6 +237,13 @@ def _cases(tmp: Path, classify_ckpt: str, seqclass_ckpt: str) -> list[dict]:
     payload = _write(tmp / "ck" / "payload.ckpt", pickle.dumps(_Payload(str(tmp / "PWNED"))))
     add("checkpoint", "payload-predict", ["predict", f"--ckpt_path={payload}"], "unsafe")
     add("checkpoint", "payload-validate", ["validate", f"--ckpt_path={payload}"], "unsafe")
+    laced = str(tmp / "ck" / "laced.ckpt")  # a real checkpoint with one object that would run code
+    torch.save({**torch.load(classify_ckpt, weights_only=True), "extra": _Payload(str(tmp / "PWNED"))}, laced)
+    add("checkpoint", "laced-predict", ["predict", f"--ckpt_path={laced}"], "unsafe")
+    add("checkpoint", "laced-test", ["test", f"--ckpt_path={laced}"], "unsafe")
+    add("checkpoint", "laced-test-config", ["test", "--config", CLASSIFY, f"--ckpt_path={laced}"], "unsafe")
+    add("checkpoint", "laced-fit-resume", [*fit, f"--ckpt_path={laced}"], "unsafe")
+    add("checkpoint", "payload-fit-resume", [*fit, f"--ckpt_path={payload}"], "unsafe")
     empty = _write(tmp / "ck" / "empty.ckpt", b"")
     add("checkpoint", "empty-file", ["predict", f"--ckpt_path={empty}"], "empty.ckpt")
     jsonck = _write(tmp / "ck" / "json.ckpt", json.dumps({"state_dict": {}}))
@@ -272,7 +279,7 @@ def _snapshot(root: Path) -> set[str]:
 @pytest.mark.timeout(900)
 def test_every_mistake_is_one_clear_line(tmp_path, checkpoints):
     cases = _cases(tmp_path / "inputs", *checkpoints)
-    assert len(cases) >= 90, len(cases)
+    assert len(cases) >= 95, len(cases)
     work = tmp_path / "work"
     work.mkdir()
     for case in cases:

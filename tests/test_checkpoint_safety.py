@@ -1,7 +1,7 @@
 """Checkpoints are safe and resuming is honest.
 
-- A checkpoint never runs code: a pickle payload, bare or inside a real checkpoint, is refused
-  with one line by predict, test, validate and fit resume, and its marker file never appears.
+- A checkpoint never runs code: payloads (bare, or inside a real checkpoint) and truncated files
+  are cases of the bad-input corpus (tests/test_bad_input.py); here, real checkpoints carry the task.
 - ``fit --ckpt_path last`` continues the newest ``last.ckpt`` of the run (global step and the
   optimizer's state); with none, one line says where it looked.
 - Stopping at ``max_steps`` mid-epoch, or by a time budget, saves the final weights.
@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import random
 import signal
 import subprocess
@@ -30,14 +29,6 @@ CONFIG = str(CONFIGS / "classify.yaml")
 TINY = ["--data.init_args.num_train=96", "--data.init_args.num_val=32", "--data.init_args.num_test=32",
         "--data.init_args.loader.batch_size=8", "--model.rnn.init_args.hidden_size=8",
         "--model.encoder.init_args.embedding_dim=8"]
-
-
-class _Payload:
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))  # unpickling would create the marker file
 
 
 def _one_line_error(proc: subprocess.CompletedProcess) -> str:
@@ -59,36 +50,10 @@ def trained(tmp_path_factory) -> Path:
     return root
 
 
-def test_a_payload_checkpoint_never_runs(trained, tmp_path):
-    real = torch.load(_ckpts(trained)[-1], weights_only=True)
-    marker = tmp_path / "PWNED"
-    bare, laced = tmp_path / "bare.ckpt", tmp_path / "laced.ckpt"
-    bare.write_bytes(pickle.dumps(_Payload(str(marker))))
-    torch.save({**real, "extra": _Payload(str(marker))}, laced)
-    for path in (bare, laced):
-        for command in ("predict", "test", "validate"):
-            proc = run_seqkit(command, f"--ckpt_path={path}", *logger_args(tmp_path / "logs"), cwd=tmp_path, check=False)
-            line = _one_line_error(proc)
-            assert "unsafe loading" in line and str(path) in line
-        proc = run_seqkit("fit", "--config", CONFIG, *TINY, f"--ckpt_path={path}", *logger_args(tmp_path / "logs"),
-                          cwd=tmp_path, check=False)
-        assert "unsafe loading" in _one_line_error(proc)
-    assert not marker.exists()
-
-
 def test_real_checkpoints_load_safely_and_carry_the_task(trained):
     ckpt = torch.load(_ckpts(trained)[-1], weights_only=True)
     assert ckpt["seqkit"]["head"].endswith("ManyToOneHead") and ckpt["seqkit"]["data"].endswith("MarkerTaskData")
     assert "MarkerTaskData" in ckpt and ckpt["MarkerTaskData"]["labels"]
-
-
-def test_truncated_checkpoint_is_one_line(trained, tmp_path):
-    data = _ckpts(trained)[-1].read_bytes()
-    broken = tmp_path / "broken.ckpt"
-    broken.write_bytes(data[: len(data) // 2])
-    for args in (["predict", f"--ckpt_path={broken}"], ["test", "--config", CONFIG, f"--ckpt_path={broken}"]):
-        line = _one_line_error(run_seqkit(*args, *logger_args(tmp_path), cwd=tmp_path, check=False))
-        assert str(broken) in line
 
 
 def test_max_steps_mid_epoch_saves_the_final_step_and_resume_continues(tmp_path):
