@@ -97,6 +97,12 @@ def _explain(message: str) -> str:
                 valid = f"; {name} takes: {', '.join(params)}"
             except Exception:  # noqa: BLE001 - the hint is optional
                 pass
+        from dataclasses import fields
+
+        from seqkit.data import Loader
+
+        if option.group(1) in {f.name for f in fields(Loader)}:
+            valid = f"; loader options moved to data.init_args.loader.{option.group(1)}"
         where = f"{key}: " if key else ""
         layer = _layer_of(f"{key}.{option.group(1)}" if key else option.group(1))
         return f"{where}unknown option {option.group(1)!r}{valid}" + (f" (set in {layer})" if layer else "")

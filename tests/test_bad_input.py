@@ -109,6 +109,7 @@ def _cases(tmp: Path, classify_ckpt: str, seqclass_ckpt: str) -> list[dict]:
     add("config", "min-len", [*fit, "--data.init_args.min_len=1"], "min_len")
     add("config", "variant", [*fit, "--model.rnn.init_args.variant=gru"], "variant")
     add("config", "dropout", [*fit, "--model.rnn.init_args.dropout=1.5"], "dropout")
+    add("config", "loader-key-moved", [*fit, "--data.init_args.batch_size=8"], "data.init_args.loader.batch_size")
     add("config", "hidden-size-0", [*fit, "--model.rnn.init_args.hidden_size=0"], "must be >0")
     add("config", "num-layers-negative", [*fit, "--model.rnn.init_args.num_layers=-5"], "num_layers")
     add("config", "bucket-pool-0", [*fit, "--data.init_args.loader.pool=0"], "pool")
