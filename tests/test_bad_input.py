@@ -244,6 +244,8 @@ def _cases(tmp: Path, classify_ckpt: str, seqclass_ckpt: str) -> list[dict]:
     add("checkpoint", "laced-test", ["test", f"--ckpt_path={laced}"], "unsafe")
     add("checkpoint", "laced-test-config", ["test", "--config", CLASSIFY, f"--ckpt_path={laced}"], "unsafe")
     add("checkpoint", "laced-fit-resume", [*fit, f"--ckpt_path={laced}"], "unsafe")
+    add("checkpoint", "payload-test", ["test", "--config", CLASSIFY, f"--ckpt_path={payload}"], "unsafe")
+    add("checkpoint", "laced-validate", ["validate", f"--ckpt_path={laced}"], "unsafe")
     add("checkpoint", "payload-fit-resume", [*fit, f"--ckpt_path={payload}"], "unsafe")
     empty = _write(tmp / "ck" / "empty.ckpt", b"")
     add("checkpoint", "empty-file", ["predict", f"--ckpt_path={empty}"], "empty.ckpt")

@@ -137,3 +137,12 @@ def test_ckpt_path_last_outside_fit_is_refused(capsys):
         main(["test", "--config", str(TASK), "--ckpt_path", "last"])
     assert exit_info.value.code != 0
     assert "--ckpt_path last: a new test run has no checkpoints of its own" in capsys.readouterr().err
+
+
+def test_help_shows_the_valid_ranges(capsys):
+    """A user reading --help sees which values are allowed before trying one."""
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(TASK), "--model.rnn.help", "LSTMStack"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--model.rnn.hidden_size HIDDEN_SIZE" in out
+    assert "(type: PositiveInt, default:" in out and "(type: Probability, default: 0.0)" in out
