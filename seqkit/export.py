@@ -221,6 +221,9 @@ def export_onnx(model: nn.Module, path: str, opset: Optional[int] = None) -> dic
     :returns: the graph's description: input and output names, dtypes and axes, the opset, the
         head's task shape and the stack, for ``metadata.json``.
     """
+    if getattr(model, "ensemble", 1) > 1:
+        raise ExportError(f"model.ensemble is {model.ensemble}: seqkit export writes one network and does not "
+                          "average members yet; export a checkpoint trained with model.ensemble: 1")
     require_export_deps()
     model.eval()
     graph = ExportGraph(model).eval()

@@ -9,6 +9,7 @@ model's ``encode`` function as an explicit argument.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar, Literal, Optional, Union
 
@@ -92,6 +93,32 @@ class Head(nn.Module, ABC):
         """
         raise SeqkitError(f"{type(self).__name__} does not support predict")
 
+    # -- ensembles (model.ensemble: N). A head joins them by overriding ``output``,
+    # ``loss_from`` and ``predict_from``; its ``loss`` and ``predict`` are then best written as
+    # ``loss_from(output(...), ...)`` and ``predict_from(output(...), ...)``.
+    def output(self, encoded: Encoded, batch: Batch, encode: EncodeFn) -> torch.Tensor:
+        """The head's raw output for ``encoded`` (class logits or regression values), the thing an
+        ensemble averages; ``encode`` is this member's."""
+        raise SeqkitError(f"{type(self).__name__} does not combine ensemble members")
+
+    def combine(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        """Join the members' ``output``s: the log of the mean class probability when the head
+        classifies (``self.classify``), so argmax, softmax and cross-entropy read it as logits;
+        the mean otherwise."""
+        stacked = torch.stack(outputs)
+        if getattr(self, "classify", False):
+            return torch.logsumexp(stacked.float().log_softmax(-1), 0) - math.log(len(outputs))
+        return stacked.mean(0)
+
+    def loss_from(self, output: torch.Tensor, batch: Batch, stage: str, update_metrics: bool = True) -> torch.Tensor:
+        """The loss of ``output`` (one member's, or the ``combine``d one) on ``batch``; updates this
+        stage's metrics when ``update_metrics``."""
+        raise SeqkitError(f"{type(self).__name__} does not combine ensemble members")
+
+    def predict_from(self, output: torch.Tensor, encoded: Encoded, batch: Batch) -> list[dict[str, Any]]:
+        """The prediction records of a (combined) ``output``; ``encoded`` is member 0's."""
+        raise SeqkitError(f"{type(self).__name__} does not combine ensemble members")
+
     def write_predictions(self, path: str, records: list[dict[str, Any]]) -> None:
         """Write the records of a whole predict run to ``path`` (rank zero only, records in input
         order). The default writes CSV, JSONL or text by the file's extension; a head overrides
@@ -99,6 +126,18 @@ class Head(nn.Module, ABC):
         from seqkit.callbacks import write_records
 
         write_records(path, records)
+
+
+def supports_ensemble(head: Head) -> bool:
+    """True when ``head`` overrides the hooks ``model.ensemble`` needs, no higher in its class tree
+    than its ``loss`` and ``predict`` (a subclass that changes ``loss`` alone does not inherit
+    its parent's ensemble support)."""
+    def owner(name: str) -> type:
+        return next(k for k in type(head).__mro__ if name in vars(k))
+
+    if any(owner(name) is Head for name in ("output", "loss_from", "predict_from")):
+        return False
+    return issubclass(owner("loss_from"), owner("loss")) and issubclass(owner("predict_from"), owner("predict"))
 
 
 def records_for(batch: Batch) -> list[dict[str, Any]]:

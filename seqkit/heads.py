@@ -97,20 +97,27 @@ class ManyToOneHead(Head):
     def forward(self, encoded: Encoded) -> torch.Tensor:
         return self.proj(self.pool(encoded))  # (B, classes) or (B, targets)
 
-    def loss(self, encoded: Encoded, batch: Batch, stage: str, encode: EncodeFn) -> torch.Tensor:
-        pred = self(encoded)
-        metrics = self.metrics(stage)
+    def output(self, encoded: Encoded, batch: Batch, encode: EncodeFn) -> torch.Tensor:
+        return self(encoded)
+
+    def loss_from(self, output: torch.Tensor, batch: Batch, stage: str, update_metrics: bool = True) -> torch.Tensor:
+        metrics = self.metrics(stage) if update_metrics else None
         if self.classify:
-            loss = F.cross_entropy(pred, batch.targets)
-            metrics.update(pred.argmax(-1), batch.targets)
+            loss = F.cross_entropy(output, batch.targets)
+            if metrics is not None:
+                metrics.update(output.detach().argmax(-1), batch.targets)
         else:
-            target = batch.targets.view_as(pred).to(pred.dtype)
-            loss = F.mse_loss(pred, target)
-            metrics.update(pred.detach().flatten(), target.flatten())
+            target = batch.targets.view_as(output).to(output.dtype)
+            loss = F.mse_loss(output, target)
+            if metrics is not None:
+                metrics.update(output.detach().flatten(), target.flatten())
         return loss
 
-    def predict(self, encoded: Encoded, batch: Batch, encode: EncodeFn) -> list[dict[str, Any]]:
-        pred = self(encoded).cpu()
+    def loss(self, encoded: Encoded, batch: Batch, stage: str, encode: EncodeFn) -> torch.Tensor:
+        return self.loss_from(self(encoded), batch, stage)
+
+    def predict_from(self, output: torch.Tensor, encoded: Encoded, batch: Batch) -> list[dict[str, Any]]:
+        pred = output.detach().float().cpu()
         records = records_for(batch)
         if self.classify:
             names = self.spec.label_names()
@@ -121,6 +128,9 @@ class ManyToOneHead(Head):
             for rec, row in zip(records, pred):
                 rec.update({f"y{k}": float(v) for k, v in enumerate(row)})
         return records
+
+    def predict(self, encoded: Encoded, batch: Batch, encode: EncodeFn) -> list[dict[str, Any]]:
+        return self.predict_from(self(encoded), encoded, batch)
 
 
 class PerStepHead(Head):

@@ -15,11 +15,12 @@ from typing import Any, Callable, Optional
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
+from torch import nn
 
 from seqkit import tbptt as _tbptt
 from seqkit.encoders import InputEncoder, default_encoder
 from seqkit.errors import SeqkitError
-from seqkit.head import Head, _names
+from seqkit.head import Head, _names, supports_ensemble
 from seqkit.lstm import LSTMStack, RecurrentStack, final_hidden
 from seqkit.ranges import PositiveFloat, PositiveInt
 from seqkit.spec import Batch, Encoded, Spec, State, last_step
@@ -52,6 +53,31 @@ def check_pairing(head_cls: type, spec: Spec) -> None:
     )
 
 
+def run_stack(encoder: InputEncoder, rnn: Optional[RecurrentStack], batch: Batch,
+              state: Optional[State] = None) -> Encoded:
+    """Run ``encoder`` and the recurrent stack ``rnn`` over ``batch.inputs``, starting from ``state``."""
+    x = encoder(batch.inputs, batch.lengths)  # (B, T, D)
+    if rnn is None:
+        return Encoded(x, batch.lengths, None, last_step(x, batch.lengths))
+    out, final = rnn(x, batch.lengths, state)
+    if hasattr(rnn, "num_layers") and hasattr(rnn, "num_directions"):
+        summary = final_hidden(final, rnn.num_layers, rnn.num_directions)  # (B, D)
+    else:
+        summary = last_step(out, batch.lengths)
+    return Encoded(out, batch.lengths, final, summary)
+
+
+class _Member(nn.Module):
+    """One extra member of an ensemble: its own encoder, stack and head."""
+
+    def __init__(self, spec: Spec, encoder: InputEncoder, rnn: Optional[Callable[[int], RecurrentStack]],
+                 head: Callable[[Spec, int], Head]) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.rnn = rnn(encoder.output_size) if rnn is not None else None
+        self.head = head(spec, self.rnn.output_size if self.rnn is not None else encoder.output_size)
+
+
 class SequenceModel(pl.LightningModule):
     """An LSTM sequence model: encoder, recurrent stack and task head, all chosen in YAML."""
 
@@ -63,6 +89,7 @@ class SequenceModel(pl.LightningModule):
         spec: Optional[Any] = None,
         tbptt_steps: Optional[PositiveInt] = None,
         gradient_clip_val: Optional[PositiveFloat] = 1.0,
+        ensemble: PositiveInt = 1,
     ) -> None:
         """
         Args:
@@ -81,6 +108,14 @@ class SequenceModel(pl.LightningModule):
                 gradients, Pascanu et al. 2013); null: no clipping. trainer.gradient_clip_val,
                 when set, takes precedence; with tbptt_steps only this one applies (Lightning
                 has no automatic clipping under manual optimization).
+            ensemble: Train this many independent members (encoder, stack and head each, from
+                different initial weights) on the same batches and average their predictions:
+                class probabilities, or the mean of regression outputs. The logged losses and
+                metrics, test scores and predictions are the ensemble's; each member is trained
+                on its own loss, with its own gradient clipping. Costs N times the compute of
+                one member. Heads that combine members: ManyToOneHead, seqkit-forecast's
+                ForecastHead (a plugin head joins by defining output, loss_from and
+                predict_from, see seqkit.head.Head).
         """
         super().__init__()
         if spec is None:
@@ -92,6 +127,21 @@ class SequenceModel(pl.LightningModule):
         self.encoder = encoder(spec) if encoder is not None else default_encoder(spec)
         self.rnn = rnn(self.encoder.output_size) if rnn is not None else None
         self.head = head(spec, self.rnn.output_size if self.rnn is not None else self.encoder.output_size)
+        if ensemble < 1:
+            raise SeqkitError(f"model.ensemble must be >= 1, got {ensemble}")
+        self.ensemble = ensemble
+        if ensemble > 1:
+            if not supports_ensemble(self.head):
+                raise SeqkitError(
+                    f"model.ensemble: {ensemble} needs a head that combines its members' outputs; "
+                    f"{type(self.head).__name__} does not (heads that do: ManyToOneHead, ForecastHead; "
+                    "a head joins by defining output, loss_from and predict_from)")
+            if tbptt_steps is not None or spec.stateful:
+                raise SeqkitError(f"model.ensemble: {ensemble} cannot be combined with model.tbptt_steps or stateful data")
+            # member 0 is (encoder, rnn, head) above, so a 1-member model's checkpoint layout is unchanged
+            self.ensemble_members = nn.ModuleList(
+                _Member(spec, encoder(spec) if encoder is not None else default_encoder(spec),
+                        rnn, head) for _ in range(ensemble - 1))
         self.seqkit_config: Optional[str] = None  # the resolved YAML, set by the CLI and kept in checkpoints
         self.seqkit_meta: dict[str, Any] = {}  # what the CLI records about the run (head, data, version)
         if tbptt_steps is not None and (tbptt_steps < 1 or self.rnn is None):
@@ -105,16 +155,14 @@ class SequenceModel(pl.LightningModule):
 
     # -- the forward path -----------------------------------------------------------------
     def encode(self, batch: Batch, state: Optional[State] = None) -> Encoded:
-        """Run the encoder and the recurrent stack over ``batch.inputs``, starting from ``state``."""
-        x = self.encoder(batch.inputs, batch.lengths)  # (B, T, D)
-        if self.rnn is None:
-            return Encoded(x, batch.lengths, None, last_step(x, batch.lengths))
-        out, final = self.rnn(x, batch.lengths, state)
-        if hasattr(self.rnn, "num_layers") and hasattr(self.rnn, "num_directions"):
-            summary = final_hidden(final, self.rnn.num_layers, self.rnn.num_directions)  # (B, D)
-        else:
-            summary = last_step(out, batch.lengths)
-        return Encoded(out, batch.lengths, final, summary)
+        """Run the encoder and the recurrent stack over ``batch.inputs``, starting from ``state``
+        (member 0's, when the model is an ensemble)."""
+        return run_stack(self.encoder, self.rnn, batch, state)
+
+    def members(self) -> list[tuple[InputEncoder, Optional[RecurrentStack], Head]]:
+        """(encoder, rnn, head) of every ensemble member; one for a plain model."""
+        extra = self.ensemble_members if self.ensemble > 1 else []
+        return [(self.encoder, self.rnn, self.head)] + [(m.encoder, m.rnn, m.head) for m in extra]
 
     def forward(self, batch: Batch) -> Encoded:
         return self.encode(batch)
@@ -138,7 +186,32 @@ class SequenceModel(pl.LightningModule):
         if metrics is not None:
             self.log_dict(metrics, batch_size=batch.size, on_step=False, on_epoch=True, prog_bar=not train)
 
+    def _member_outputs(self, batch: Batch) -> list[torch.Tensor]:
+        outputs = []
+        for enc, rnn, head in self.members():
+            def encode(b: Batch, state: Optional[State] = None, enc=enc, rnn=rnn) -> Encoded:
+                return run_stack(enc, rnn, b, state)
+            outputs.append(head.output(encode(batch), batch, encode))
+        return outputs
+
+    def _ensemble_step(self, batch: Batch, stage: str) -> torch.Tensor:
+        outputs = self._member_outputs(batch)
+        if stage != "train":
+            loss = self.head.loss_from(self.head.combine(outputs), batch, stage)
+            self._log_stage(loss, batch, stage)
+            return loss
+        # each member learns from its own loss (a sum, so each gets the gradient it would alone);
+        # the logged loss and metrics are the ensemble's
+        total = sum(head.loss_from(out, batch, stage, update_metrics=False)
+                    for (_, _, head), out in zip(self.members(), outputs))
+        with torch.no_grad():
+            combined = self.head.loss_from(self.head.combine([o.detach() for o in outputs]), batch, stage)
+        self._log_stage(combined, batch, stage)
+        return total
+
     def _step(self, batch: Batch, stage: str, batch_idx: int) -> torch.Tensor:
+        if self.ensemble > 1:
+            return self._ensemble_step(batch, stage)
         loss = self.head.loss(self._encode_stage(batch, stage, batch_idx), batch, stage, self.encode)
         self._log_stage(loss, batch, stage)
         return loss
@@ -155,6 +228,10 @@ class SequenceModel(pl.LightningModule):
         return self._step(batch, "test", batch_idx)
 
     def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
+        if self.ensemble > 1:
+            encoded = self.encode(batch)
+            outputs = self._member_outputs(batch)
+            return self.head.predict_from(self.head.combine(outputs), encoded, batch)
         return self.head.predict(self._encode_stage(batch, "predict", batch_idx), batch, self.encode)
 
     # -- truncated BPTT, under Lightning's manual optimization --------------------------------
@@ -207,9 +284,15 @@ class SequenceModel(pl.LightningModule):
         # the trainer's setting wins when a config gives one; otherwise the model's default
         if gradient_clip_val is None:
             gradient_clip_val = self.gradient_clip_val
-        if gradient_clip_val:
-            self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
-                                gradient_clip_algorithm=gradient_clip_algorithm or "norm")
+        if not gradient_clip_val:
+            return
+        if self.ensemble > 1 and (gradient_clip_algorithm or "norm") == "norm":
+            for member in [nn.ModuleList([self.encoder, self.rnn, self.head]), *self.ensemble_members]:
+                # each member clipped by its own norm, as it would be trained alone
+                torch.nn.utils.clip_grad_norm_([p for p in member.parameters() if p.grad is not None], gradient_clip_val)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
+                            gradient_clip_algorithm=gradient_clip_algorithm or "norm")
 
     def on_train_epoch_end(self) -> None:
         if self.tbptt_steps is not None:

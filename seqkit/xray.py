@@ -354,7 +354,8 @@ def _step_labels(model: Any, batch: Batch, B: int, T: int) -> list[list[str]]:
 
 def trace_model(model: Any, batch: Batch, examples: Optional[int] = None) -> Trace:
     """Trace the recurrent stack of a :class:`~seqkit.SequenceModel` on the first ``examples``
-    sequences of ``batch`` (all of them when None), through the model's own encoder."""
+    sequences of ``batch`` (all of them when None), through the model's own encoder (member 0's,
+    when the model is an ensemble)."""
     rnn = getattr(model, "rnn", None)
     if rnn is None:
         raise SeqkitError("this model has no recurrent stack (model.rnn is null): there is nothing to trace")

@@ -209,3 +209,29 @@ def test_fit_test_naive_and_predict_csv_png_then_from_checkpoint_alone(tmp_path)
                cwd=tmp_path)
     assert _predictions(after) == table
     assert (tmp_path / "after.png").exists()  # ForecastPlot came with the checkpoint's config
+
+
+@pytest.mark.parametrize("mode", ["direct", "recursive"])
+def test_an_ensemble_forecasts_the_mean_of_its_members_in_scaled_units(mode):
+    """model.ensemble: each member's forecast, the ensemble's is their mean before the transforms
+    are undone (with transform: log, the geometric mean in data units)."""
+    from functools import partial
+
+    dm = ForecastData(input_length=12, horizon=6, val_size=6, test_size=6, transform="log", window_norm=True)
+    dm.setup("test")
+    torch.manual_seed(0)
+    model = SequenceModel(head=partial(ForecastHead, mode=mode), rnn=partial(LSTMStack, hidden_size=8),
+                          spec=dm.spec, ensemble=3).eval()
+    batch = _batch(dm, dm.test_set)
+    with torch.no_grad():
+        got = [r["forecast"] for r in model.predict_step(batch, 0)]
+        members = []
+        for enc, rnn, head in model.members():
+            solo = SequenceModel(head=partial(ForecastHead, mode=mode), rnn=partial(LSTMStack, hidden_size=8),
+                                 spec=dm.spec).eval()
+            for mine, theirs in ((solo.encoder, enc), (solo.rnn, rnn), (solo.head, head)):
+                mine.load_state_dict(theirs.state_dict())
+            members.append([r["forecast"] for r in solo.predict_step(batch, 0)])
+    geometric = np.exp(np.log(np.array(members)).mean(0))
+    assert len(set(map(tuple, members))) == 3  # the members differ
+    np.testing.assert_allclose(got, geometric, rtol=1e-5)

@@ -183,23 +183,29 @@ class ForecastHead(Head):
             x = torch.stack(z, 1)
         return torch.exp(x) if self.log_transform else x
 
-    def loss(self, encoded: Encoded, batch: ForecastBatch, stage: str, encode: EncodeFn) -> torch.Tensor:
-        target = batch.targets  # (B, H, n_t)
-        if stage == "train" and self.mode == "recursive":
-            # teacher forcing: inputs are the true past and future; every step predicts the next one
-            future = torch.cat([batch.targets, batch.covariates], -1)  # (B, H, F)
-            seq = torch.cat([batch.inputs, future[:, :-1]], 1)  # (B, L+H-1, F)
-            B, T, _ = seq.shape
-            out = encode(Batch(inputs=seq, lengths=torch.full((B,), T, dtype=torch.long)), None)
-            pred = self.proj(out.outputs)  # (B, L+H-1, n_t)
-            nxt = torch.cat([batch.inputs[:, 1:, : self.n_t], target], 1)
-            return self._loss(pred, nxt)
-        pred = self.forecast(encoded, batch, encode)
-        loss = self._loss(pred, target)
-        metrics = self.metrics(stage)
+    def _teacher_forced(self, batch: ForecastBatch, encode: EncodeFn) -> torch.Tensor:
+        """(B, L+H-1, n_t): recursive training's predictions of each next step, the true past and
+        future as inputs (teacher forcing)."""
+        future = torch.cat([batch.targets, batch.covariates], -1)  # (B, H, F)
+        seq = torch.cat([batch.inputs, future[:, :-1]], 1)  # (B, L+H-1, F)
+        B, T, _ = seq.shape
+        out = encode(Batch(inputs=seq, lengths=torch.full((B,), T, dtype=torch.long)), None)
+        return self.proj(out.outputs)
+
+    def output(self, encoded: Encoded, batch: ForecastBatch, encode: EncodeFn) -> torch.Tensor:
+        """The forecasts an ensemble averages (scaled units); in training, what the loss reads."""
+        if self.training and self.mode == "recursive":
+            return self._teacher_forced(batch, encode)
+        return self.forecast(encoded, batch, encode)
+
+    def loss_from(self, output: torch.Tensor, batch: ForecastBatch, stage: str, update_metrics: bool = True) -> torch.Tensor:
+        if stage == "train" and self.mode == "recursive":  # every step predicts the next one
+            return self._loss(output, torch.cat([batch.inputs[:, 1:, : self.n_t], batch.targets], 1))
+        loss = self._loss(output, batch.targets)  # (B, H, n_t)
+        metrics = self.metrics(stage) if update_metrics else None
         if metrics is not None:
             actual, naive = batch.actual, batch.naive  # (B, H, n_t), data units
-            yhat = self.to_units(pred.detach(), batch)
+            yhat = self.to_units(output.detach(), batch)
             has_naive = ~torch.isnan(naive).flatten(1).any(1)  # windows with a season of history before them
             for name, metric in metrics.items(keep_base=True):
                 if name.startswith("naive_"):
@@ -214,11 +220,19 @@ class ForecastHead(Head):
                     metric.update(p.flatten(), y.flatten())
         return loss
 
+    def loss(self, encoded: Encoded, batch: ForecastBatch, stage: str, encode: EncodeFn) -> torch.Tensor:
+        if stage == "train" and self.mode == "recursive":
+            return self.loss_from(self._teacher_forced(batch, encode), batch, stage)
+        return self.loss_from(self.forecast(encoded, batch, encode), batch, stage)
+
     def predict(self, encoded: Encoded, batch: ForecastBatch, encode: EncodeFn) -> list[dict]:
         """One record per forecast step and target: ``time``, ``series`` (several targets only),
         ``actual`` (empty past the end of the data) and ``forecast``, in data units. The index
         ``(example * H + step) * n_targets + target`` keeps them in time order."""
-        yhat = self.to_units(self.forecast(encoded, batch, encode).detach(), batch).cpu()  # (B, H, n_t)
+        return self.predict_from(self.forecast(encoded, batch, encode), encoded, batch)
+
+    def predict_from(self, output: torch.Tensor, encoded: Encoded, batch: ForecastBatch) -> list[dict]:
+        yhat = self.to_units(output.detach(), batch).cpu()  # (B, H, n_t)
         actual = batch.actual.cpu()
         names = self.spec.targets
         records = []
