@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CONFIGS, logger_args, run_seqkit
+from conftest import CONFIGS, last_value, logger_args, read_metrics, run_seqkit
 from seqkit import DataError, LSTMStack, ManyToOneHead, SequenceModel
 from seqkit_classify.sequences import SequenceArrayData, read_sequences
 
@@ -123,6 +123,8 @@ def test_padding_never_changes_a_prediction(bidirectional, pooling):
 
 
 def test_fit_and_predict_from_ts_files(tmp_path):
+    """Trained on the whole .ts training file (val_fraction 0: no validation), as users of the
+    UEA/UCR archives do once the epoch count is chosen."""
     rng = np.random.default_rng(1)
     lines = []
     for k in range(40):  # class = sign of the trend in dimension 1, lengths 4-9
@@ -133,11 +135,14 @@ def test_fit_and_predict_from_ts_files(tmp_path):
     head = TS.split("@data")[0] + "@data\n"
     train = _ts(tmp_path, head + "\n".join(lines[:32]) + "\n", "train.ts")
     test = _ts(tmp_path, head + "\n".join(lines[32:]) + "\n", "test.ts")
-    data = [f"--data.init_args.train_file={train}", f"--data.init_args.val_file={test}",
+    data = [f"--data.init_args.train_file={train}", "--data.init_args.val_fraction=0",
             f"--data.init_args.predict_file={test}", "--data.init_args.loader.batch_size=8"]
     config = str(CONFIGS / "seqclass.yaml")
     run_seqkit("fit", "--config", config, *data, "--trainer.max_epochs=15", "--model.rnn.init_args.hidden_size=16",
                *logger_args(tmp_path), cwd=tmp_path)
+    logged = read_metrics(tmp_path)
+    assert not any(r.get("val_loss") for r in logged) and last_value(logged, "train_loss_epoch") > 0
+    assert max(int(r["step"]) for r in logged) == 15 * 4 - 1  # all 32 training sequences, 4 batches an epoch
     ckpt = sorted(tmp_path.rglob("*.ckpt"))[-1]
     out = tmp_path / "pred.csv"
     run_seqkit("predict", "--config", config, *data, "--model.rnn.init_args.hidden_size=16",

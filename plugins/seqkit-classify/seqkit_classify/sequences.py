@@ -243,7 +243,9 @@ class SequenceArrayData(SeqDataModule):
             val_file: Validation sequences; null holds out val_fraction of train_file.
             test_file: Test sequences (needed for `seqkit test` when train_file is set).
             predict_file: Sequences to classify (labels there are not needed). Default: the test data.
-            val_fraction: Share of train_file held out for validation when val_file is null.
+            val_fraction: Share of train_file held out for validation when val_file is null; 0
+                trains on all of it with no validation (after choosing the epoch count on a
+                held-out share, as practitioners do with the UEA/UCR archives).
             normalize: Standardise each feature with the training data's mean and spread.
             missing: Missing values inside a sequence: "error" (names the case) or "interpolate".
             num_train: Generated training sequences.
@@ -255,8 +257,8 @@ class SequenceArrayData(SeqDataModule):
         super().__init__(**kwargs)
         if (val_file or test_file) and not train_file:
             raise DataError("data.val_file/test_file need data.train_file")
-        if not 0.0 < val_fraction < 1.0:
-            raise DataError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
+        if not 0.0 <= val_fraction < 1.0:
+            raise DataError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         if not 2 <= min_len <= max_len:
             raise DataError(f"data.min_len must be >= 2 and <= data.max_len (got {min_len} and {max_len})")
         self.files = {"train": train_file, "val": val_file, "test": test_file}
@@ -284,7 +286,7 @@ class SequenceArrayData(SeqDataModule):
             rows, declared = read_sequences(self.split_file("train_file", train_file))
             if self.files["val"] is None:  # hold out a seeded share for validation
                 order = np.random.default_rng(self.seed).permutation(len(rows))
-                n_val = max(1, round(len(rows) * self.val_fraction))
+                n_val = max(1, round(len(rows) * self.val_fraction)) if self.val_fraction > 0 else 0
                 if n_val >= len(rows):
                     raise DataError(f"{train_file}: {len(rows)} sequences are too few to hold out a validation share")
                 keep = sorted(order[:n_val]) if split == "val" else sorted(order[n_val:])

@@ -116,7 +116,8 @@ class TextClassificationData(SeqDataModule):
             delimiter: Field separator; null: tab for .tsv files, comma otherwise.
             on_bad: Rows with the wrong number of fields or an empty text or label: "error"
                 (names the file and line) or "skip" (drops them, with a warning).
-            val_fraction: Share of train_file held out for validation when val_file is null.
+            val_fraction: Share of train_file held out for validation when val_file is null; 0
+                trains on all of it with no validation.
             tokenizer: "word" (words and punctuation), "char", or "bpe" (subwords learnt from
                 the training texts), all from seqkit.Tokenizer.
             lowercase: Lowercase texts before tokenising.
@@ -133,8 +134,8 @@ class TextClassificationData(SeqDataModule):
         if (val_file or test_file) and not train_file:
             raise DataError("data.init_args.val_file/test_file need data.init_args.train_file "
                             "(the vocabulary is built from it)")
-        if not 0.0 < val_fraction < 1.0:
-            raise DataError(f"data.init_args.val_fraction must be between 0 and 1, got {val_fraction}")
+        if not 0.0 <= val_fraction < 1.0:
+            raise DataError(f"data.init_args.val_fraction must be in [0, 1), got {val_fraction}")
         if max_length < 1:
             raise DataError(f"data.init_args.max_length must be >= 1, got {max_length}")
         self.train_file, self.val_file, self.test_file, self.predict_file = train_file, val_file, test_file, predict_file
@@ -172,7 +173,7 @@ class TextClassificationData(SeqDataModule):
             rows = self._read("train_file")
             order = list(range(len(rows)))
             random.Random(self.seed).shuffle(order)
-            n_val = max(1, round(len(rows) * self.val_fraction))
+            n_val = max(1, round(len(rows) * self.val_fraction)) if self.val_fraction > 0 else 0
             if n_val >= len(rows):
                 raise DataError(f"{self.train_file}: {len(rows)} examples are too few to hold out a validation share")
             keep = sorted(order[:n_val]) if split == "val" else sorted(order[n_val:])
