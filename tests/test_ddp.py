@@ -29,6 +29,7 @@ def _task_configs() -> list[tuple[str, list[str]]]:
 # config per head and input kind covers the code paths; the others add two DDP runs each
 # (about 23 s on 2 cores) and no new path. SEQKIT_TEST_ALL=1 runs every config.
 REPEATS = {"variants.yaml", "seqclass.yaml", "sentiment.yaml", "vec2seq.yaml", "longlag/reber.yaml",
+           "longlag/adding.yaml",  # ManyToOneHead (classify.yaml) on features (forecast.yaml)
            "longlag/copy.yaml", "longlag/temporal_order_6a.yaml", "longlag/temporal_order_6b.yaml"}
 TASKS = [t for t in _task_configs() if os.environ.get("SEQKIT_TEST_ALL") or t[0] not in REPEATS]
 
