@@ -7,14 +7,15 @@ checkpoint can run code.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import torch
 from torch import nn
 
 from seqkit.errors import SeqkitError
+from seqkit.safeload import read_checkpoint
 from seqkit.spec import Spec
+
+__all__ = ["load_model", "read_checkpoint"]
 
 
 def _load_plugins() -> None:
@@ -26,20 +27,6 @@ def _load_plugins() -> None:
         _plugins.get_registry()
     except Exception:  # noqa: BLE001 - a plugin that fails to load must not stop loading others' checkpoints
         pass
-
-
-def read_checkpoint(ckpt_path: str) -> dict:
-    """``torch.load(weights_only=True)`` of a checkpoint, with one-line errors. Never unpickles:
-    a checkpoint is a file people download and share."""
-    if not os.path.exists(ckpt_path):
-        raise SeqkitError(f"--ckpt_path: checkpoint not found: {ckpt_path}")
-    try:
-        return torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            raise SeqkitError(f"--ckpt_path: not a seqkit checkpoint, or one that needs unsafe loading: {ckpt_path}") from None
-        first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        raise SeqkitError(f"--ckpt_path: cannot read checkpoint {ckpt_path}: {first}") from None
 
 
 def load_model(ckpt_path: str) -> tuple[nn.Module, Any]:

@@ -35,10 +35,18 @@ def output_layers(input_size: int, hidden_size: int, out: int, dropout: float, a
     return nn.Sequential(*layers)
 
 
+MAX_F1_CLASSES = 1024
+"""Above this many classes (a language model's vocabulary) macro-F1 is not reported: torchmetrics
+counts it in a classes x classes table on every update, and over a vocabulary it says little."""
+
+
 def _metrics(spec: Spec, classify: bool) -> MetricCollection:
     if classify:
         n = spec.num_classes
-        return MetricCollection({"acc": MulticlassAccuracy(n, average="micro"), "f1": MulticlassF1Score(n, average="macro")})
+        metrics = {"acc": MulticlassAccuracy(n, average="micro")}
+        if n <= MAX_F1_CLASSES:
+            metrics["f1"] = MulticlassF1Score(n, average="macro")
+        return MetricCollection(metrics)
     return MetricCollection({"mae": MeanAbsoluteError(), "rmse": MeanSquaredError(squared=False)})
 
 

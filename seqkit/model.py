@@ -90,6 +90,7 @@ class SequenceModel(pl.LightningModule):
         tbptt_steps: Optional[PositiveInt] = None,
         gradient_clip_val: Optional[PositiveFloat] = 1.0,
         ensemble: PositiveInt = 1,
+        init_from: Optional[str] = None,
     ) -> None:
         """
         Args:
@@ -116,6 +117,12 @@ class SequenceModel(pl.LightningModule):
                 one member. Heads that combine members: ManyToOneHead, seqkit-forecast's
                 ForecastHead (a plugin head joins by defining output, loss_from and
                 predict_from, see seqkit.head.Head).
+            init_from: A checkpoint whose encoder and recurrent-stack weights start this model
+                (every ensemble member alike), e.g. a language model's trained on the task's own
+                text (ULMFiT-style, docs/sentiment.md); the head starts fresh. Read with
+                weights_only=True when a new fit starts, never when resuming, testing or
+                predicting. The encoder and stack must be configured as in that run, and token
+                data must use its vocabulary (data.init_args.vocab_from).
         """
         super().__init__()
         if spec is None:
@@ -150,6 +157,7 @@ class SequenceModel(pl.LightningModule):
             raise SeqkitError(f"model.gradient_clip_val must be > 0 or null, got {gradient_clip_val}")
         self.tbptt_steps = tbptt_steps
         self.gradient_clip_val = gradient_clip_val
+        self.init_from = init_from
         self.automatic_optimization = tbptt_steps is None  # TBPTT steps the optimizer once per window
         self._streams: dict[str, Optional[State]] = {}  # per stage: the state a stateful stream carries
 
@@ -270,6 +278,46 @@ class SequenceModel(pl.LightningModule):
         if stateful:
             self._streams["train"] = state
         return torch.stack(losses).mean() if losses else torch.zeros((), device=self.device)
+
+    # -- starting from a pretrained encoder ----------------------------------------------------
+    def on_fit_start(self) -> None:
+        if self.init_from is not None and not self.trainer.ckpt_path:  # a resumed fit keeps its own weights
+            self.load_pretrained(self.init_from)
+
+    def load_pretrained(self, path: str) -> None:
+        """Copy the encoder and stack weights of the checkpoint ``path`` into every member."""
+        from seqkit.safeload import read_checkpoint
+        from seqkit.text import Vocab
+
+        ckpt = read_checkpoint(path, "model.init_from")
+        state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+        if not isinstance(state, dict):
+            raise SeqkitError(f"model.init_from: {path} holds no model weights (state_dict)")
+        mine = self.spec.vocabs.get("tokens") if self.spec.vocabs else None
+        for entry in ckpt.values():
+            theirs = entry.get("vocab") if isinstance(entry, dict) else None
+            if mine is not None and isinstance(theirs, dict):
+                if Vocab.from_state(theirs).itos != mine.itos:
+                    raise SeqkitError(
+                        f"model.init_from: {path} was trained with another vocabulary ({len(Vocab.from_state(theirs))} "
+                        f"tokens; this data has {len(mine)}): set data.init_args.vocab_from: {path}")
+        for enc, rnn, _ in self.members():
+            for prefix, part in (("encoder.", enc), ("rnn.", rnn)):
+                if part is None:
+                    continue
+                want = part.state_dict()
+                got = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+                if not got:
+                    raise SeqkitError(f"model.init_from: {path} has no {prefix[:-1]} weights")
+                for key, value in want.items():
+                    if key not in got:
+                        raise SeqkitError(f"model.init_from: {path} lacks {prefix}{key}: configure model.{prefix[:-1]} "
+                                          "as in the run that wrote it")
+                    if tuple(got[key].shape) != tuple(value.shape):
+                        raise SeqkitError(
+                            f"model.init_from: {prefix}{key} is {tuple(got[key].shape)} in {path} but "
+                            f"{tuple(value.shape)} here: configure model.{prefix[:-1]} as in the run that wrote it")
+                part.load_state_dict({k: got[k] for k in want})
 
     def configure_callbacks(self):
         fitting = self.trainer.state.fn == TrainerFn.FITTING

@@ -74,6 +74,21 @@ def read_texts(
     return rows
 
 
+def vocab_of_checkpoint(path: str) -> tuple[Tokenizer, Vocab]:
+    """The tokenizer and vocabulary a text data module saved in the checkpoint ``path`` (read with
+    ``weights_only=True``)."""
+    from seqkit.checkpoint import read_checkpoint
+    from seqkit.data import from_plain
+
+    ckpt = read_checkpoint(path, "data.init_args.vocab_from")
+    for name in ("TextLMData", "TextClassificationData"):
+        state = ckpt.get(name)
+        if isinstance(state, dict) and "tokenizer" in state and "vocab" in state:
+            return from_plain(state["tokenizer"], Tokenizer), from_plain(state["vocab"], Vocab)
+    raise DataError(f"data.init_args.vocab_from: {path} holds no text tokenizer and vocabulary "
+                    "(it was not trained on TextLMData or TextClassificationData)")
+
+
 class TextClassificationData(SeqDataModule):
     """Texts with one label each, from CSV/TSV files or the generated order-sensitive review corpus."""
 
@@ -97,6 +112,7 @@ class TextClassificationData(SeqDataModule):
         min_freq: int = 1,
         max_vocab: Optional[int] = None,
         max_length: int = 400,
+        vocab_from: Optional[str] = None,
         num_train: int = 8000,
         num_val: int = 1000,
         num_test: int = 1000,
@@ -125,6 +141,10 @@ class TextClassificationData(SeqDataModule):
             min_freq: Tokens seen fewer times in training map to <unk>.
             max_vocab: Keep at most this many tokens (the most frequent); null keeps all.
             max_length: Truncate texts to this many tokens.
+            vocab_from: A checkpoint whose tokenizer and vocabulary to use instead of fitting
+                them on train_file: the language model's that model.init_from starts from
+                (ULMFiT-style fine-tuning, docs/sentiment.md). Read once, when fitting starts;
+                the new checkpoint keeps them, so predict needs neither file.
             num_train: Generated training reviews.
             num_val: Generated validation reviews.
             num_test: Generated test reviews.
@@ -143,6 +163,7 @@ class TextClassificationData(SeqDataModule):
         self.header, self.delimiter, self.on_bad, self.val_fraction = header, delimiter, on_bad, val_fraction
         self.tokenizer_args = {"kind": tokenizer, "lowercase": lowercase, "bpe_vocab_size": bpe_vocab_size}
         self.min_freq, self.max_vocab, self.max_length = min_freq, max_vocab, max_length
+        self.vocab_from = vocab_from
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
         self._cache: dict[str, list] = {}
 
@@ -187,8 +208,11 @@ class TextClassificationData(SeqDataModule):
         labels = sorted({label for _, label, _ in train})
         if len(labels) < 2:
             raise DataError(f"the training data has a single label {labels}: nothing to classify")
-        self.tokenizer = Tokenizer(**self.tokenizer_args).fit(t for t, _, _ in train)
-        self.vocab = Vocab.build((self.tokenizer.tokenize(t) for t, _, _ in train), self.min_freq, self.max_vocab)
+        if self.vocab_from is not None:
+            self.tokenizer, self.vocab = vocab_of_checkpoint(self.vocab_from)
+        else:
+            self.tokenizer = Tokenizer(**self.tokenizer_args).fit(t for t, _, _ in train)
+            self.vocab = Vocab.build((self.tokenizer.tokenize(t) for t, _, _ in train), self.min_freq, self.max_vocab)
         self.labels = labels
 
     def build_spec(self) -> Spec:
@@ -235,3 +259,85 @@ class TextClassificationData(SeqDataModule):
         inputs, lengths = pad([ids for ids, _, _ in examples], value=self.vocab.pad_id, dtype=torch.long)
         targets = torch.tensor([y for _, y, _ in examples], dtype=torch.long)
         return Batch(inputs=inputs, lengths=lengths, targets=targets, names=[t for _, _, t in examples])
+
+
+class TextLMData(TextClassificationData):
+    """Language-model data for pretraining an encoder on a task's own text (Howard & Ruder 2018):
+    each text becomes ``<bos> w1 .. wn`` as inputs and ``w1 .. wn <eos>`` as per-step targets,
+    for a unidirectional stack and a ``PerStepHead`` over the vocabulary. The texts are
+    ``train_file``'s (labels, if any, are ignored) and ``unlabelled_file``'s; the vocabulary is
+    built from both. A classifier then starts from this run's checkpoint with
+    ``model.init_from`` and ``data.init_args.vocab_from`` (docs/sentiment.md)."""
+
+    def __init__(self, *args, unlabelled_file: Optional[str] = None, label_column: Optional[Column] = None,
+                 **kwargs) -> None:
+        """
+        Args:
+            unlabelled_file: More texts to train on: a .txt file (one text per line) or a
+                CSV/TSV with the text column. null: train_file's texts only.
+            label_column: Ignored for language modelling (labels, if the file has them, are not read).
+        """
+        super().__init__(*args, label_column=label_column if label_column is not None else "label", **kwargs)
+        if self.train_file is None and unlabelled_file is None:
+            raise DataError("TextLMData needs data.init_args.train_file or unlabelled_file: the texts to model")
+        self.unlabelled_file = unlabelled_file
+
+    def _read(self, key: str, labels: bool = True) -> list[tuple[str, Optional[str], str]]:
+        return super()._read(key, labels=False)
+
+    def _unlabelled(self) -> list[tuple[str, None, str]]:
+        if self.unlabelled_file is None:
+            return []
+        path = self.split_file("unlabelled_file")
+        if path.lower().endswith(".txt"):
+            with open(path, encoding="utf-8") as fh:
+                return [(line.strip(), None, f"{path}:{k}") for k, line in enumerate(fh, 1) if line.strip()]
+        return [(t, None, w) for t, _, w in super()._read("unlabelled_file", labels=False)]
+
+    def _raw(self, split: str) -> list[tuple[str, Optional[str], str]]:
+        """train: train_file's and unlabelled_file's texts, less a seeded val_fraction when there
+        is no val_file; val: val_file's texts or that share; test: test_file's."""
+        if split in self._cache:
+            return self._cache[split]
+        if split == "test":
+            if self.test_file is None:
+                raise DataError("data.init_args.test_file is not set: there is no test data")
+            return self._cache.setdefault("test", self._read("test_file"))
+        if split == "val" and self.val_file is not None:
+            return self._cache.setdefault("val", self._read("val_file"))
+        texts = (self._read("train_file") if self.train_file is not None else []) + self._unlabelled()
+        if self.val_file is None:
+            order = list(range(len(texts)))
+            random.Random(self.seed).shuffle(order)
+            n_val = max(1, round(len(texts) * self.val_fraction)) if self.val_fraction > 0 else 0
+            if n_val >= len(texts):
+                raise DataError(f"{len(texts)} texts are too few to hold out a validation share")
+            self._cache["val"] = [texts[k] for k in sorted(order[:n_val])]
+            texts = [texts[k] for k in sorted(order[n_val:])]
+        self._cache["train"] = texts
+        return self._cache[split]
+
+    def fit_state(self) -> None:
+        train = self._raw("train")
+        if self.vocab_from is not None:
+            self.tokenizer, self.vocab = vocab_of_checkpoint(self.vocab_from)
+        else:
+            self.tokenizer = Tokenizer(**self.tokenizer_args).fit(t for t, _, _ in train)
+            self.vocab = Vocab.build((self.tokenizer.tokenize(t) for t, _, _ in train), self.min_freq, self.max_vocab)
+        self.labels = []
+
+    def build_spec(self) -> Spec:
+        return Spec(input_kind="tokens", input_size=len(self.vocab), pad_id=self.vocab.pad_id,
+                    num_classes=len(self.vocab), labels=list(self.vocab.itos), vocabs={"tokens": self.vocab})
+
+    def _encode(self, rows: list[tuple[str, Optional[str], str]]) -> Examples:
+        items = []
+        for text, _, where in rows:
+            ids = self.vocab.encode(self.tokenizer.tokenize(text))[: self.max_length - 1]
+            items.append(([self.vocab.bos_id, *ids], [*ids, self.vocab.eos_id], where))
+        return Examples(items)
+
+    def collate(self, examples: list) -> Batch:
+        inputs, lengths = pad([x for x, _, _ in examples], value=self.vocab.pad_id, dtype=torch.long)
+        targets, _ = pad([y for _, y, _ in examples], value=self.vocab.pad_id, dtype=torch.long)
+        return Batch(inputs=inputs, lengths=lengths, targets=targets, names=[w for _, _, w in examples])

@@ -7,9 +7,10 @@ from seqkit import hookimpl
 
 @hookimpl
 def seqkit_register_datamodules(register):
-    from seqkit_sentiment.data import TextClassificationData
+    from seqkit_sentiment.data import TextClassificationData, TextLMData
 
     register(TextClassificationData)
+    register(TextLMData)
 
 
 @hookimpl
