@@ -91,6 +91,7 @@ class SequenceModel(pl.LightningModule):
         gradient_clip_val: Optional[PositiveFloat] = 1.0,
         ensemble: PositiveInt = 1,
         init_from: Optional[str] = None,
+        freeze_pretrained_epochs: int = 0,
     ) -> None:
         """
         Args:
@@ -123,6 +124,9 @@ class SequenceModel(pl.LightningModule):
                 weights_only=True when a new fit starts, never when resuming, testing or
                 predicting. The encoder and stack must be configured as in that run, and token
                 data must use its vocabulary (data.init_args.vocab_from).
+            freeze_pretrained_epochs: With init_from, train only the heads for this many epochs
+                before the encoder and stack learn too (ULMFiT's gradual unfreezing, in one
+                step), so fresh heads do not wash out what was pretrained.
         """
         super().__init__()
         if spec is None:
@@ -158,6 +162,10 @@ class SequenceModel(pl.LightningModule):
         self.tbptt_steps = tbptt_steps
         self.gradient_clip_val = gradient_clip_val
         self.init_from = init_from
+        if freeze_pretrained_epochs < 0 or (freeze_pretrained_epochs and init_from is None):
+            raise SeqkitError(f"model.freeze_pretrained_epochs must be >= 0 and needs model.init_from "
+                              f"(got {freeze_pretrained_epochs}, init_from {init_from!r})")
+        self.freeze_pretrained_epochs = freeze_pretrained_epochs
         self.automatic_optimization = tbptt_steps is None  # TBPTT steps the optimizer once per window
         self._streams: dict[str, Optional[State]] = {}  # per stage: the state a stateful stream carries
 
@@ -283,6 +291,14 @@ class SequenceModel(pl.LightningModule):
     def on_fit_start(self) -> None:
         if self.init_from is not None and not self.trainer.ckpt_path:  # a resumed fit keeps its own weights
             self.load_pretrained(self.init_from)
+
+    def on_after_backward(self) -> None:
+        if self.freeze_pretrained_epochs and self.current_epoch < self.freeze_pretrained_epochs:
+            # gradients already reduced across processes; the optimizer skips a parameter without one
+            for enc, rnn, _ in self.members():
+                for part in (enc, rnn):
+                    for p in part.parameters() if part is not None else ():
+                        p.grad = None
 
     def load_pretrained(self, path: str) -> None:
         """Copy the encoder and stack weights of the checkpoint ``path`` into every member."""

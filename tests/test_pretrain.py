@@ -95,9 +95,10 @@ def test_pretrain_then_fine_tune_then_predict_without_the_language_model(lm_run)
     tmp_path, files, lm = lm_run
     val = [float(r["val_loss"]) for r in read_metrics(tmp_path / "lm") if r.get("val_loss")]
     assert len(val) == 6 and all(b < a for a, b in zip(val, val[1:])), val  # it learns the texts
-    # optimizer lr 0: the classifier's encoder and stack stay exactly the language model's
+    # the first epoch trains the heads only: the encoder and stack are still exactly the language model's
     run_seqkit("fit", *_classifier_args(files, lm, "--model.ensemble=2", "--trainer.max_epochs=1",
-                                        "--optimizer=SGD", "--optimizer.lr=0.0"),
+                                        "--model.freeze_pretrained_epochs=1", "--optimizer=Adam",
+                                        "--optimizer.lr=0.01"),
                *logger_args(tmp_path / "cls"), cwd=tmp_path)
     ckpt = sorted((tmp_path / "cls").rglob("*.ckpt"))[0]
     pre = torch.load(lm, weights_only=True)["state_dict"]
