@@ -176,7 +176,7 @@ class SaveOnStop(pl.Callback):
         if directory is None or trainer.global_step == 0:
             return
         path = os.path.join(directory, "last.ckpt")
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # a full checkpoint: resume needs the optimizer
         rank_zero_info(f"seqkit: saved {path} at step {trainer.global_step}")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -10,6 +10,7 @@ import argparse
 import atexit
 import glob
 import json
+import logging
 import os
 import re
 import sys
@@ -451,6 +452,18 @@ def _show_plugin_warning(message, category, filename, lineno, file=None, line=No
 _default_showwarning = warnings.showwarning
 
 
+class _NoVendorTips(logging.Filter):
+    """Drops Lightning's "💡 Tip: try installing ..." advertisements for its cloud services."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+def _quiet_vendor_tips() -> None:
+    for name in ("lightning_utilities.core.rank_zero", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(_NoVendorTips())
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("SEQKIT_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
@@ -477,6 +490,9 @@ def main(argv: Optional[list[str]] = None) -> None:
         # seqkit's LengthBucketSampler returns every index when predicting (writers dedupe DDP padding)
         warnings.filterwarnings("ignore", message=".*custom batch sampler `LengthBucketSampler` for prediction.*")
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+        # the optimizer: section replaces SequenceModel's default Adam, as documented
+        warnings.filterwarnings("ignore", message=".*configure_optimizers` will be overridden by.*")
+        _quiet_vendor_tips()
         SeqkitCLI(args=argv)
     except SystemExit as exc:
         if SaveOnStop.interrupted:  # Lightning exits 1 after its clean Ctrl-C shutdown

@@ -523,7 +523,7 @@ def _check_checkpoint_round_trip(c: _Checker, model: SequenceModel, trainer, bui
                                  batch: Batch, root: str, seed: int, tol: float) -> None:
     """The weights survive a Lightning checkpoint (read with weights_only=True) with equal outputs."""
     path = f"{root}/head.ckpt"
-    trainer.save_checkpoint(path)
+    trainer.save_checkpoint(path, weights_only=False)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     fresh = build(seed + 1)
     try:
