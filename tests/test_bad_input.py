@@ -120,6 +120,13 @@ def _cases(tmp: Path, classify_ckpt: str, seqclass_ckpt: str) -> list[dict]:
     add("config", "ckpt-last-outside-fit", ["test", "--config", CLASSIFY, "--ckpt_path=last"], "ckpt_path")
     add("config", "resume-last-missing", [*fit, "--ckpt_path=last", f"--trainer.logger.init_args.save_dir={tmp / 'none'}"],
         "last.ckpt")
+    add("config", "ensemble-0", [*fit, "--model.ensemble=0"], "ensemble")
+    add("config", "ensemble-with-tbptt", [*fit, "--model.ensemble=2", "--model.tbptt_steps=4"], "model.ensemble")
+    add("config", "ensemble-per-step-head", [*fit, "--model.ensemble=2", "--model.head=PerStepHead"], "PerStepHead")
+    add("config", "init-from-missing", [*fit, f"--model.init_from={tmp / 'no-lm.ckpt'}"], "model.init_from")
+    add("config", "freeze-without-init", [*fit, "--model.freeze_pretrained_epochs=1"], "model.init_from")
+    add("config", "vocab-from-missing", ["fit", "--config", str(ROOT / "configs" / "sentiment.yaml"), "--trainer.max_epochs=1",
+                                         f"--data.init_args.vocab_from={tmp / 'no-lm.ckpt'}"], "data.init_args.vocab_from")
     add("config", "tbptt-with-trainer-clip", [*fit, "--model.tbptt_steps=4", "--trainer.gradient_clip_val=1.0"],
         "gradient_clip_val")
 
