@@ -235,3 +235,20 @@ def test_an_ensemble_forecasts_the_mean_of_its_members_in_scaled_units(mode):
     geometric = np.exp(np.log(np.array(members)).mean(0))
     assert len(set(map(tuple, members))) == 3  # the members differ
     np.testing.assert_allclose(got, geometric, rtol=1e-5)
+
+
+def test_test_mase_is_scaled_on_all_data_before_the_test_part_validation_on_the_training_part():
+    from functools import partial
+
+    dm = ForecastData(input_length=24, horizon=12, val_size=12, test_size=12)
+    dm.setup("fit")
+    before_val, before_test = np.abs(AIR[12:120] - AIR[:108]).mean(), np.abs(AIR[12:132] - AIR[:120]).mean()
+    assert dm.mase_scale == pytest.approx([before_val]) and dm.test_mase_scale == pytest.approx([before_test])
+    model = SequenceModel(head=ForecastHead, rnn=partial(LSTMStack, hidden_size=4), spec=dm.spec)
+    assert float(model.head.val_metrics["mase"].scale) == pytest.approx(before_val)
+    assert float(model.head.test_metrics["mase"].scale) == pytest.approx(before_test)
+    # a checkpoint saved before test_mase_scale existed still loads (test MASE then as before)
+    old = {k: v for k, v in dm.state_dict().items() if k != "test_mase_scale"}
+    restored = ForecastData(input_length=24, horizon=12, val_size=12, test_size=12)
+    restored.load_state_dict(old)
+    assert restored.spec.test_mase_scale == pytest.approx([before_val])

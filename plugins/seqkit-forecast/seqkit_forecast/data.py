@@ -51,7 +51,7 @@ class ForecastData(SeqDataModule):
     """Sliding windows over a CSV time series (AirPassengers by default), split in time order."""
 
     spec_type = ForecastSpec
-    fitted = {"scaler": Scaler, "mase_scale": list, "targets": list, "covariates": list}
+    fitted = {"scaler": Scaler, "mase_scale": list, "test_mase_scale": list, "targets": list, "covariates": list}
 
     def __init__(
         self,
@@ -203,10 +203,18 @@ class ForecastData(SeqDataModule):
         self.targets, self.covariates = list(s.targets), list(s.covariates)
         self.scaler = Scaler(self.scale_method).fit(self._features(train)[self.lag :])
         n_t, m = len(s.targets), self.season
-        if self.n_train > m:  # in-sample seasonal-naive MAE: the MASE denominator (Hyndman & Koehler 2006)
-            self.mase_scale = np.abs(train[m:, :n_t] - train[:-m, :n_t]).mean(0).tolist()
-        else:
-            self.mase_scale = [0.0] * n_t
+        # in-sample seasonal-naive MAE: the MASE denominator (Hyndman & Koehler 2006), over all the
+        # data before the forecast origin - the training part for validation, training and
+        # validation for the test part (as statsmodels and Darts users compute it)
+        before_test = s.values[: self.n_train + self.val_size]
+        self.mase_scale, self.test_mase_scale = (
+            np.abs(part[m:, :n_t] - part[:-m, :n_t]).mean(0).tolist() if len(part) > m else [0.0] * n_t
+            for part in (train, before_test))
+
+    def load_state_dict(self, state: dict) -> None:
+        if state and "test_mase_scale" not in state:  # a checkpoint from before it was kept
+            state = {**state, "test_mase_scale": state.get("mase_scale")}
+        super().load_state_dict(state)
 
     def build_spec(self) -> ForecastSpec:
         n_t = len(self.targets)
@@ -223,6 +231,7 @@ class ForecastData(SeqDataModule):
             transform=self.transform,
             difference=self.lag,
             mase_scale=[float(v) for v in self.mase_scale],
+            test_mase_scale=[float(v) for v in self.test_mase_scale],
             season=self.season,
         )
 

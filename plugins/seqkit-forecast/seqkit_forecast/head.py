@@ -132,11 +132,18 @@ class ForecastHead(Head):
         if not all(s > 0 for s in mase_scale):
             warnings.warn("MASE is not reported: the training part's seasonal differences are all zero "
                           "(a constant or purely seasonal series)", stacklevel=2)
-        metrics = _metric_set(mase_scale)
-        metrics.update({f"naive_{k}": v for k, v in _metric_set(mase_scale).items()})
-        # members are updated one by one (model and baseline get different inputs): no compute groups
-        self.set_metrics(MetricCollection(metrics, compute_groups=False))
+        def collection(scale: list[float]) -> MetricCollection:
+            metrics = _metric_set(scale)
+            metrics.update({f"naive_{k}": v for k, v in _metric_set(scale).items()})
+            # members are updated one by one (model and baseline get different inputs): no compute groups
+            return MetricCollection(metrics, compute_groups=False)
+
+        self.set_metrics(collection(mase_scale))
         del self.train_metrics  # metrics need a forecast of the whole horizon: validation and test only
+        # test MASE is scaled on all data before the test part (training + validation)
+        test_scale = list(getattr(spec, "test_mase_scale", None) or mase_scale)
+        if all(s > 0 for s in test_scale) == all(s > 0 for s in mase_scale):
+            self.test_metrics = collection(test_scale).clone(prefix="test_")
 
     # -- forecasting ---------------------------------------------------------------------------
     def _loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

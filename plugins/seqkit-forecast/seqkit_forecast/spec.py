@@ -32,7 +32,11 @@ class ForecastSpec(Spec):
     difference: int = 0
     """Lag m of differencing: the model forecasts z_t - z_{t-m} (0: none)."""
     mase_scale: list[float] = field(default_factory=list)
-    """In-sample seasonal-naive MAE of each target: the MASE denominators (0: not reported)."""
+    """In-sample seasonal-naive MAE of each target over the training part: the validation MASE
+    denominators (0: not reported)."""
+    test_mase_scale: list[float] = field(default_factory=list)
+    """The same over all data before the test part (training and validation): the test MASE
+    denominators. Empty: ``mase_scale``."""
     season: int = 1
     """Season length of the seasonal-naive baseline."""
 
