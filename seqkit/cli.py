@@ -395,6 +395,26 @@ def _raised_in(exc: BaseException) -> str:
     return module
 
 
+def _state_dict_mismatch(text: str) -> str:
+    """One line for torch's "Error(s) in loading state_dict": the checkpoint's weights do not fit
+    the model this config builds (an option that sets a size was changed after training)."""
+    size = re.search(r"size mismatch for ([\w.]+): copying a param with shape torch.Size\(\[([\d, ]*)\]\) from "
+                     r"checkpoint, the shape in current model is torch.Size\(\[([\d, ]*)\]\)", text)
+    if size:
+        key, saved, here = size.groups()
+        what = f"{key} is ({saved}) in the checkpoint but ({here}) in the model this config builds"
+    else:
+        keys = re.search(r'(Missing|Unexpected) key\(s\) in state_dict: "([^"]+)"', text)
+        if keys is None:
+            what = "its weights differ in layout"
+        elif keys.group(1) == "Missing":
+            what = f"the model this config builds needs weights it lacks, such as {keys.group(2)}"
+        else:
+            what = f"it has weights the model this config builds lacks, such as {keys.group(2)}"
+    return (f"--ckpt_path: the checkpoint does not fit the model: {what}; options that set sizes (model.*, "
+            "data.init_args.horizon for a direct forecast, ...) must stay as they were in training")
+
+
 def _user_error(exc: BaseException) -> str | None:
     """The message of the SeqkitError behind ``exc`` (jsonargparse and Lightning wrap errors
     raised while classes are instantiated), a setting Lightning or torch refused, or None for a
@@ -408,6 +428,8 @@ def _user_error(exc: BaseException) -> str | None:
             return str(exc)
         if isinstance(exc, FileNotFoundError) and exc.filename:
             return f"file not found: {exc.filename}"
+        if isinstance(exc, RuntimeError) and "Error(s) in loading state_dict" in str(exc):
+            return _state_dict_mismatch(str(exc))
         if isinstance(exc, (ValueError, MisconfigurationException, RuntimeError)):
             where = _raised_in(exc)
             if where.startswith(_SETTING_MODULES) or (isinstance(exc, MisconfigurationException) and "GPU" in str(exc)):

@@ -235,6 +235,10 @@ def _cases(tmp: Path, classify_ckpt: str, seqclass_ckpt: str) -> list[dict]:
 
     # -- checkpoints -------------------------------------------------------------------------------------
     add("checkpoint", "missing", ["predict", f"--ckpt_path={tmp / 'absent.ckpt'}"], "absent.ckpt")
+    add("checkpoint", "size-changed-after-training", ["test", f"--ckpt_path={classify_ckpt}",
+                                                       "--model.rnn.init_args.hidden_size=7"], "rnn.")
+    add("checkpoint", "layers-changed-after-training", ["predict", f"--ckpt_path={classify_ckpt}",
+                                                         "--model.rnn.init_args.num_layers=3"], "does not fit the model")
     rand = _write(tmp / "ck" / "random.ckpt", os.urandom(2048))
     add("checkpoint", "random-bytes", ["predict", f"--ckpt_path={rand}"], "random.ckpt")
     data = Path(classify_ckpt).read_bytes()
