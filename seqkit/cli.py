@@ -229,6 +229,13 @@ class SeqkitCLI(LightningCLI):
             datamodule.load_state_dict(state or {})
         return datamodule.spec
 
+    def before_fit(self) -> None:
+        # model.init_from: read before the strategy wraps or shards the model, and never when this
+        # fit resumes a checkpoint (its weights win)
+        model = self.model
+        if getattr(model, "init_from", None) and not self.config.get(self.subcommand, self.config).get("ckpt_path"):
+            model.load_pretrained(model.init_from)
+
     def after_instantiate_classes(self) -> None:
         self.model.seqkit_config = self._resolved_yaml
         data_cls, head = type(self.datamodule), self.model.head

@@ -138,6 +138,10 @@ class SequenceModel(pl.LightningModule):
         self.encoder = encoder(spec) if encoder is not None else default_encoder(spec)
         self.rnn = rnn(self.encoder.output_size) if rnn is not None else None
         self.head = head(spec, self.rnn.output_size if self.rnn is not None else self.encoder.output_size)
+        if getattr(spec, "causal", False) and getattr(self.rnn, "num_directions", 1) > 1:
+            raise SeqkitError(f"model.rnn: {spec.source or 'this data'} predicts each next input, so the stack must be "
+                              "unidirectional (a backward direction reads the token it predicts): set "
+                              "model.rnn.init_args.bidirectional: false")
         if ensemble < 1:
             raise SeqkitError(f"model.ensemble must be >= 1, got {ensemble}")
         self.ensemble = ensemble
@@ -162,6 +166,7 @@ class SequenceModel(pl.LightningModule):
         self.tbptt_steps = tbptt_steps
         self.gradient_clip_val = gradient_clip_val
         self.init_from = init_from
+        self._pretrained_loaded = False
         if freeze_pretrained_epochs < 0 or (freeze_pretrained_epochs and init_from is None):
             raise SeqkitError(f"model.freeze_pretrained_epochs must be >= 0 and needs model.init_from "
                               f"(got {freeze_pretrained_epochs}, init_from {init_from!r})")
@@ -202,16 +207,20 @@ class SequenceModel(pl.LightningModule):
         if metrics is not None:
             self.log_dict(metrics, batch_size=batch.size, on_step=False, on_epoch=True, prog_bar=not train)
 
-    def _member_outputs(self, batch: Batch) -> list[torch.Tensor]:
-        outputs = []
+    def _member_outputs(self, batch: Batch) -> tuple[list[torch.Tensor], Encoded]:
+        """Every member's head output for ``batch``, and member 0's Encoded."""
+        outputs, first = [], None
         for enc, rnn, head in self.members():
             def encode(b: Batch, state: Optional[State] = None, enc=enc, rnn=rnn) -> Encoded:
                 return run_stack(enc, rnn, b, state)
-            outputs.append(head.output(encode(batch), batch, encode))
-        return outputs
+            encoded = encode(batch)
+            if first is None:
+                first = encoded
+            outputs.append(head.output(encoded, batch, encode))
+        return outputs, first
 
     def _ensemble_step(self, batch: Batch, stage: str) -> torch.Tensor:
-        outputs = self._member_outputs(batch)
+        outputs, _ = self._member_outputs(batch)
         if stage != "train":
             loss = self.head.loss_from(self.head.combine(outputs), batch, stage)
             self._log_stage(loss, batch, stage)
@@ -245,8 +254,7 @@ class SequenceModel(pl.LightningModule):
 
     def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
         if self.ensemble > 1:
-            encoded = self.encode(batch)
-            outputs = self._member_outputs(batch)
+            outputs, encoded = self._member_outputs(batch)
             return self.head.predict_from(self.head.combine(outputs), encoded, batch)
         return self.head.predict(self._encode_stage(batch, "predict", batch_idx), batch, self.encode)
 
@@ -289,7 +297,13 @@ class SequenceModel(pl.LightningModule):
 
     # -- starting from a pretrained encoder ----------------------------------------------------
     def on_fit_start(self) -> None:
-        if self.init_from is not None and not self.trainer.ckpt_path:  # a resumed fit keeps its own weights
+        if self.ensemble > 1 and type(self.trainer.strategy).__name__.startswith(("FSDP", "DeepSpeed")):
+            raise SeqkitError(f"model.ensemble: {self.ensemble} cannot run under {type(self.trainer.strategy).__name__}: "
+                              "each member's gradients are clipped by their own norm, which a sharded strategy "
+                              "does not have; use the ddp strategy")
+        # the CLI loads init_from before the strategy wraps the model (seqkit.cli, before_fit); a
+        # model fitted from Python without it loads here, unless the fit resumes a checkpoint
+        if self.init_from is not None and not self._pretrained_loaded and not self.trainer.ckpt_path:
             self.load_pretrained(self.init_from)
 
     def on_after_backward(self) -> None:
@@ -310,13 +324,16 @@ class SequenceModel(pl.LightningModule):
         if not isinstance(state, dict):
             raise SeqkitError(f"model.init_from: {path} holds no model weights (state_dict)")
         mine = self.spec.vocabs.get("tokens") if self.spec.vocabs else None
-        for entry in ckpt.values():
-            theirs = entry.get("vocab") if isinstance(entry, dict) else None
-            if mine is not None and isinstance(theirs, dict):
-                if Vocab.from_state(theirs).itos != mine.itos:
-                    raise SeqkitError(
-                        f"model.init_from: {path} was trained with another vocabulary ({len(Vocab.from_state(theirs))} "
-                        f"tokens; this data has {len(mine)}): set data.init_args.vocab_from: {path}")
+        if mine is not None:
+            saved = [e["vocab"] for e in ckpt.values() if isinstance(e, dict) and isinstance(e.get("vocab"), dict)]
+            if not saved:
+                raise SeqkitError(f"model.init_from: {path} keeps no vocabulary, so its embeddings cannot be matched "
+                                  "to this data's tokens")
+            theirs = Vocab.from_state(saved[0])
+            if theirs.itos != mine.itos:
+                raise SeqkitError(
+                    f"model.init_from: {path} was trained with another vocabulary ({len(theirs)} "
+                    f"tokens; this data has {len(mine)}): set data.init_args.vocab_from: {path}")
         for enc, rnn, _ in self.members():
             for prefix, part in (("encoder.", enc), ("rnn.", rnn)):
                 if part is None:
@@ -325,6 +342,10 @@ class SequenceModel(pl.LightningModule):
                 got = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
                 if not got:
                     raise SeqkitError(f"model.init_from: {path} has no {prefix[:-1]} weights")
+                extra = sorted(set(got) - set(want))
+                if extra:
+                    raise SeqkitError(f"model.init_from: {path} has {prefix}{extra[0]}, which this model lacks: "
+                                      f"configure model.{prefix[:-1]} as in the run that wrote it")
                 for key, value in want.items():
                     if key not in got:
                         raise SeqkitError(f"model.init_from: {path} lacks {prefix}{key}: configure model.{prefix[:-1]} "
@@ -334,6 +355,7 @@ class SequenceModel(pl.LightningModule):
                             f"model.init_from: {prefix}{key} is {tuple(got[key].shape)} in {path} but "
                             f"{tuple(value.shape)} here: configure model.{prefix[:-1]} as in the run that wrote it")
                 part.load_state_dict({k: got[k] for k in want})
+        self._pretrained_loaded = True
 
     def configure_callbacks(self):
         fitting = self.trainer.state.fn == TrainerFn.FITTING
@@ -351,6 +373,9 @@ class SequenceModel(pl.LightningModule):
         if not gradient_clip_val:
             return
         if self.ensemble > 1 and (gradient_clip_algorithm or "norm") == "norm":
+            if getattr(optimizer, "defaults", {}).get("fused") and "16" in str(getattr(self._trainer, "precision", "")):
+                raise SeqkitError("model.ensemble with a fused optimizer under 16-bit precision: its gradients are "
+                                  "still scaled when clipped; drop optimizer fused: true or use bf16/32")
             for member in [nn.ModuleList([self.encoder, self.rnn, self.head]), *self.ensemble_members]:
                 # each member clipped by its own norm, as it would be trained alone
                 torch.nn.utils.clip_grad_norm_([p for p in member.parameters() if p.grad is not None], gradient_clip_val)

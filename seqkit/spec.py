@@ -46,6 +46,9 @@ class Spec:
     stateful: bool = False
     """Batches continue each other row by row (:class:`seqkit.StreamChunks`): the model carries the
     recurrent state from one batch to the next, detached, and resets it every epoch."""
+    causal: bool = False
+    """The targets are the next inputs (a language model): the model refuses a stack that reads
+    ahead (bidirectional)."""
     source: str = ""
     """Class name of the data module that built this spec (set by ``SeqDataModule.spec``), so
     errors can name it."""

@@ -14,6 +14,7 @@ import torch
 from conftest import CONFIGS, logger_args, read_metrics, run_seqkit
 from seqkit import Batch, LSTMStack, ManyToOneHead, PerStepHead, SeqkitError, SequenceModel, Spec
 from seqkit.head import supports_ensemble
+from seqkit.model import run_stack
 
 SPEC = Spec(input_kind="tokens", input_size=12, pad_id=0, num_classes=3)
 REG = Spec(input_kind="features", input_size=4, num_targets=2)
@@ -77,6 +78,30 @@ def test_each_member_gets_the_gradient_it_would_get_alone():
     solo.head.loss(solo.encode(batch), batch, "train", solo.encode).backward()
     for (name, p), q in zip(solo.rnn.named_parameters(), rnn.parameters()):
         torch.testing.assert_close(q.grad, p.grad, msg=name)
+
+
+def test_validation_loss_is_the_ensembles_not_a_members():
+    model = _ensemble(3).eval()
+    batch = _batch()
+    with torch.no_grad():
+        loss = model.validation_step(batch, 0)
+        probs = torch.stack([h(run_stack(e, r, batch)).softmax(-1) for e, r, h in model.members()]).mean(0)
+    torch.testing.assert_close(loss, torch.nn.functional.nll_loss(probs.log(), batch.targets), atol=1e-5, rtol=0)
+    member0 = torch.nn.functional.cross_entropy(model.head(model.encode(batch)), batch.targets)
+    assert abs(float(loss) - float(member0)) > 1e-4
+
+
+def test_each_member_is_clipped_by_its_own_norm():
+    model = _ensemble(2)
+    for k, (enc, rnn, head) in enumerate(model.members()):
+        for p in [*enc.parameters(), *rnn.parameters(), *head.parameters()]:
+            p.grad = torch.full_like(p, 10.0 * (k + 1))  # member 1's gradient is twice member 0's
+    model.configure_gradient_clipping(None, gradient_clip_val=1.0)
+    norms = []
+    for enc, rnn, head in model.members():
+        grads = [p.grad for part in (enc, rnn, head) for p in part.parameters()]
+        norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+    assert norms == pytest.approx([1.0, 1.0], rel=1e-5)  # one global clip would leave them 1 : 2
 
 
 def test_a_plain_model_keeps_its_checkpoint_layout():

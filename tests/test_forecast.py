@@ -252,3 +252,23 @@ def test_test_mase_is_scaled_on_all_data_before_the_test_part_validation_on_the_
     restored = ForecastData(input_length=24, horizon=12, val_size=12, test_size=12)
     restored.load_state_dict(old)
     assert restored.spec.test_mase_scale == pytest.approx([before_val])
+
+
+def test_a_recursive_ensemble_trains_each_member_teacher_forced():
+    from functools import partial
+
+    dm = ForecastData(input_length=12, horizon=6, val_size=6, test_size=6)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    model = SequenceModel(head=partial(ForecastHead, mode="recursive"), rnn=partial(LSTMStack, hidden_size=8),
+                          spec=dm.spec, ensemble=2).train()
+    batch = _batch(dm, dm.train_set, 8)
+    total = model.training_step(batch, 0)
+    alone = 0.0
+    for enc, rnn, head in model.members():
+        solo = SequenceModel(head=partial(ForecastHead, mode="recursive"), rnn=partial(LSTMStack, hidden_size=8),
+                             spec=dm.spec).train()
+        for mine, theirs in ((solo.encoder, enc), (solo.rnn, rnn), (solo.head, head)):
+            mine.load_state_dict(theirs.state_dict())
+        alone = alone + _loss(solo, batch, "train")  # the single model's teacher-forced loss
+    torch.testing.assert_close(total, alone)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import logger_args, read_metrics, run_seqkit
-from seqkit import LSTMStack, ManyToOneHead, SeqkitError, SequenceModel, TokenEmbedding
+from seqkit import LSTMStack, ManyToOneHead, PerStepHead, SeqkitError, SequenceModel, TokenEmbedding
 from seqkit.cli import main
 from seqkit_sentiment import TextClassificationData, TextLMData
 
@@ -51,7 +51,7 @@ def test_lm_data_predicts_every_next_token_and_its_vocabulary_covers_the_unlabel
 
 
 def _lm_ckpt(tmp_path, files, more, bidirectional=False, epochs=1):
-    run_seqkit("fit", "--data=TextLMData", f"--data.init_args.train_file={files['train']}",
+    run_seqkit("fit", "--seed_everything=0", "--data=TextLMData", f"--data.init_args.train_file={files['train']}",
                f"--data.init_args.val_file={files['val']}", f"--data.init_args.unlabelled_file={more}",
                "--model.head=PerStepHead", "--model.encoder=TokenEmbedding", "--model.encoder.init_args.embedding_dim=8",
                "--model.rnn=LSTMStack", "--model.rnn.init_args.hidden_size=8",
@@ -80,6 +80,7 @@ def lm_run(tmp_path_factory):
 
 @pytest.mark.parametrize("change,expected", [
     (["--model.rnn.init_args.bidirectional=true"], "configure model.rnn as in the run that wrote it"),
+    (["--model.rnn.init_args.num_layers=2"], "lacks rnn.lstm.weight_ih_l1"),
     (["--data.init_args.vocab_from=null"], "was trained with another vocabulary"),
 ])
 def test_a_mismatched_stack_or_vocabulary_is_one_line_naming_the_key(lm_run, tmp_path, capsys, change, expected):
@@ -92,12 +93,18 @@ def test_a_mismatched_stack_or_vocabulary_is_one_line_naming_the_key(lm_run, tmp
     assert expected in line and str(lm) in line
 
 
-def test_pretrain_then_fine_tune_then_predict_without_the_language_model(lm_run):
-    tmp_path, files, lm = lm_run
-    val = [float(r["val_loss"]) for r in read_metrics(tmp_path / "lm") if r.get("val_loss")]
+def test_pretrain_then_fine_tune_then_predict_without_the_language_model(lm_run, tmp_path):
+    import shutil
+
+    shared, shared_files, shared_lm = lm_run
+    # this test deletes files: work on copies, so the module's language model stays for the others
+    files = {k: shutil.copy(v, tmp_path / f"{k}.tsv") for k, v in shared_files.items()}
+    lm = tmp_path / "lm.ckpt"
+    shutil.copy(shared_lm, lm)
+    val = [float(r["val_loss"]) for r in read_metrics(shared / "lm") if r.get("val_loss")]
     assert len(val) == 6 and all(b < a for a, b in zip(val, val[1:])), val  # it learns the texts
     # the first epoch trains the heads only: the encoder and stack are still exactly the language model's
-    run_seqkit("fit", *_classifier_args(files, lm, "--model.ensemble=2", "--trainer.max_epochs=1",
+    run_seqkit("fit", "--seed_everything=0", *_classifier_args(files, lm, "--model.ensemble=2", "--trainer.max_epochs=1",
                                         "--model.freeze_pretrained_epochs=1", "--optimizer=Adam",
                                         "--optimizer.lr=0.01"),
                *logger_args(tmp_path / "cls"), cwd=tmp_path)
@@ -118,6 +125,20 @@ def test_pretrain_then_fine_tune_then_predict_without_the_language_model(lm_run)
                f"--prediction.output={out}", cwd=tmp_path)
     with open(out, newline="") as f:
         assert [r["input"] for r in csv.DictReader(f)] == ["rust crate for zip", "python bindings of audio"]
+    # resuming never reads init_from again (the language model is gone): the fit goes on from its checkpoint
+    (tmp_path / "train.tsv").write_text(open(shared_files["train"]).read())
+    last = sorted((tmp_path / "cls").rglob("last.ckpt"))[0]
+    run_seqkit("fit", *_classifier_args(files, lm, "--model.ensemble=2", "--trainer.max_epochs=2",
+                                        "--model.freeze_pretrained_epochs=1"),
+               f"--ckpt_path={last}", *logger_args(tmp_path / "cls"), cwd=tmp_path)
+    assert torch.load(sorted((tmp_path / "cls").rglob("last.ckpt"))[-1], weights_only=True)["epoch"] >= 1
+
+
+def test_a_language_model_refuses_a_stack_that_reads_ahead(lm_run):
+    _, files, _ = lm_run
+    dm = TextLMData(train_file=files["train"])
+    with pytest.raises(SeqkitError, match="the stack must be unidirectional"):
+        SequenceModel(head=PerStepHead, rnn=partial(LSTMStack, hidden_size=4, bidirectional=True), spec=dm.spec)
 
 
 def test_init_from_a_file_that_is_not_a_checkpoint_names_the_key(tmp_path):
@@ -128,3 +149,23 @@ def test_init_from_a_file_that_is_not_a_checkpoint_names_the_key(tmp_path):
                           spec=TextClassificationData(num_train=8, num_val=4, num_test=4).spec, init_from=str(bad))
     with pytest.raises(SeqkitError, match=r"^model.init_from: .*lm.ckpt"):
         model.load_pretrained(str(bad))
+
+
+def test_a_deeper_or_two_way_pretrained_stack_is_refused_not_silently_cut(tmp_path):
+    spec = TextClassificationData(num_train=8, num_val=4, num_test=4).spec
+    vocab = spec.vocabs["tokens"]
+
+    def model(**rnn):
+        return SequenceModel(head=ManyToOneHead, encoder=partial(TokenEmbedding, embedding_dim=8),
+                             rnn=partial(LSTMStack, hidden_size=8, **rnn), spec=spec)
+
+    for pretrained, message in (({"num_layers": 2}, r"_l1, which this model lacks"),
+                                ({"bidirectional": True}, "_reverse, which this model lacks")):
+        path = tmp_path / "pre.ckpt"
+        torch.save({"state_dict": model(**pretrained).state_dict(),
+                    "TextClassificationData": {"vocab": vocab.state_dict()}}, path)
+        with pytest.raises(SeqkitError, match=message):
+            model().load_pretrained(str(path))
+    torch.save({"state_dict": model().state_dict()}, path)  # no vocabulary to match the embeddings against
+    with pytest.raises(SeqkitError, match="keeps no vocabulary"):
+        model().load_pretrained(str(path))

@@ -207,7 +207,11 @@ class ForecastHead(Head):
 
     def loss_from(self, output: torch.Tensor, batch: ForecastBatch, stage: str, update_metrics: bool = True) -> torch.Tensor:
         if stage == "train" and self.mode == "recursive":  # every step predicts the next one
-            return self._loss(output, torch.cat([batch.inputs[:, 1:, : self.n_t], batch.targets], 1))
+            target = torch.cat([batch.inputs[:, 1:, : self.n_t], batch.targets], 1)
+            if output.shape != target.shape:
+                raise SeqkitError("ForecastHead (recursive) trains on teacher-forced outputs: call output() with "
+                                  "the head in training mode during the training stage")
+            return self._loss(output, target)
         loss = self._loss(output, batch.targets)  # (B, H, n_t)
         metrics = self.metrics(stage) if update_metrics else None
         if metrics is not None:

@@ -81,8 +81,7 @@ def vocab_of_checkpoint(path: str) -> tuple[Tokenizer, Vocab]:
     from seqkit.data import from_plain
 
     ckpt = read_checkpoint(path, "data.init_args.vocab_from")
-    for name in ("TextLMData", "TextClassificationData"):
-        state = ckpt.get(name)
+    for state in ckpt.values():  # the data module's entry (TextLMData, TextClassificationData or a subclass)
         if isinstance(state, dict) and "tokenizer" in state and "vocab" in state:
             return from_plain(state["tokenizer"], Tokenizer), from_plain(state["vocab"], Vocab)
     raise DataError(f"data.init_args.vocab_from: {path} holds no text tokenizer and vocabulary "
@@ -93,6 +92,7 @@ class TextClassificationData(SeqDataModule):
     """Texts with one label each, from CSV/TSV files or the generated order-sensitive review corpus."""
 
     fitted = {"tokenizer": Tokenizer, "vocab": Vocab, "labels": list}
+    vocab_needs_train_file: bool = True  # TextLMData may learn from unlabelled_file alone
 
     def __init__(
         self,
@@ -151,7 +151,7 @@ class TextClassificationData(SeqDataModule):
             loader: How texts are batched (64 per training batch by default).
         """
         super().__init__(loader=loader, **kwargs)
-        if (val_file or test_file) and not train_file:
+        if (val_file or test_file) and not train_file and self.vocab_needs_train_file:
             raise DataError("data.init_args.val_file/test_file need data.init_args.train_file "
                             "(the vocabulary is built from it)")
         if not 0.0 <= val_fraction < 1.0:
@@ -269,6 +269,8 @@ class TextLMData(TextClassificationData):
     built from both. A classifier then starts from this run's checkpoint with
     ``model.init_from`` and ``data.init_args.vocab_from`` (docs/sentiment.md)."""
 
+    vocab_needs_train_file = False
+
     def __init__(self, *args, unlabelled_file: Optional[str] = None, label_column: Optional[Column] = None,
                  **kwargs) -> None:
         """
@@ -327,14 +329,18 @@ class TextLMData(TextClassificationData):
         self.labels = []
 
     def build_spec(self) -> Spec:
-        return Spec(input_kind="tokens", input_size=len(self.vocab), pad_id=self.vocab.pad_id,
+        return Spec(input_kind="tokens", input_size=len(self.vocab), pad_id=self.vocab.pad_id, causal=True,
                     num_classes=len(self.vocab), labels=list(self.vocab.itos), vocabs={"tokens": self.vocab})
 
     def _encode(self, rows: list[tuple[str, Optional[str], str]]) -> Examples:
         items = []
         for text, _, where in rows:
-            ids = self.vocab.encode(self.tokenizer.tokenize(text))[: self.max_length - 1]
-            items.append(([self.vocab.bos_id, *ids], [*ids, self.vocab.eos_id], where))
+            ids = self.vocab.encode(self.tokenizer.tokenize(text))
+            if len(ids) < self.max_length:  # the whole text: its end is predicted too
+                items.append(([self.vocab.bos_id, *ids], [*ids, self.vocab.eos_id], where))
+            else:  # truncated: no false end
+                ids = ids[: self.max_length]
+                items.append(([self.vocab.bos_id, *ids[:-1]], ids, where))
         return Examples(items)
 
     def collate(self, examples: list) -> Batch:
