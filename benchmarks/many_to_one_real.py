@@ -2,7 +2,7 @@
 
     python benchmarks/many_to_one_real.py text --threads 1            # Debian package sections
     python benchmarks/many_to_one_real.py text --seeds 1 --budget 120 # a quicker look
-    python benchmarks/many_to_one_real.py forecast --budget 120       # benchmarks/many_to_one_forecast.py
+    python benchmarks/many_to_one_real.py forecast --budget 240       # benchmarks/many_to_one_forecast.py
 
 ``forecast``: AirPassengers, statsmodels' elnino and macrodata unemployment against seasonal
 naive, Holt-Winters and SARIMA, single-shot and rolling 1-step (its own docstring has the protocol).
