@@ -490,7 +490,9 @@ class _NoVendorTips(logging.Filter):
 
 def _quiet_vendor_tips() -> None:
     for name in ("lightning_utilities.core.rank_zero", "lightning.pytorch.utilities.rank_zero"):
-        logging.getLogger(name).addFilter(_NoVendorTips())
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _NoVendorTips) for f in log.filters):  # main() may run many times in one process
+            log.addFilter(_NoVendorTips())
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -207,6 +207,10 @@ class SequenceModel(pl.LightningModule):
         if metrics is not None:
             self.log_dict(metrics, batch_size=batch.size, on_step=False, on_epoch=True, prog_bar=not train)
 
+    @staticmethod
+    def _parameters_of(parts) -> list[nn.Parameter]:
+        return [p for part in parts if part is not None for p in part.parameters()]
+
     def _member_outputs(self, batch: Batch) -> tuple[list[torch.Tensor], Encoded]:
         """Every member's head output for ``batch``, and member 0's Encoded."""
         outputs, first = [], None
@@ -310,9 +314,8 @@ class SequenceModel(pl.LightningModule):
         if self.freeze_pretrained_epochs and self.current_epoch < self.freeze_pretrained_epochs:
             # gradients already reduced across processes; the optimizer skips a parameter without one
             for enc, rnn, _ in self.members():
-                for part in (enc, rnn):
-                    for p in part.parameters() if part is not None else ():
-                        p.grad = None
+                for p in self._parameters_of((enc, rnn)):
+                    p.grad = None
 
     def load_pretrained(self, path: str) -> None:
         """Copy the encoder and stack weights of the checkpoint ``path`` into every member."""
@@ -376,9 +379,9 @@ class SequenceModel(pl.LightningModule):
             if getattr(optimizer, "defaults", {}).get("fused") and "16" in str(getattr(self._trainer, "precision", "")):
                 raise SeqkitError("model.ensemble with a fused optimizer under 16-bit precision: its gradients are "
                                   "still scaled when clipped; drop optimizer fused: true or use bf16/32")
-            for member in [nn.ModuleList([self.encoder, self.rnn, self.head]), *self.ensemble_members]:
-                # each member clipped by its own norm, as it would be trained alone
-                torch.nn.utils.clip_grad_norm_([p for p in member.parameters() if p.grad is not None], gradient_clip_val)
+            for parts in self.members():  # each member clipped by its own norm, as it would be trained alone
+                torch.nn.utils.clip_grad_norm_([p for p in self._parameters_of(parts) if p.grad is not None],
+                                               gradient_clip_val)
             return
         self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
                             gradient_clip_algorithm=gradient_clip_algorithm or "norm")

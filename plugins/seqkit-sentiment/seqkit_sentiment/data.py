@@ -191,16 +191,19 @@ class TextClassificationData(SeqDataModule):
         elif self.val_file is not None:
             rows = self._read("train_file")
         else:  # hold out a seeded share of the training file for validation
-            rows = self._read("train_file")
-            order = list(range(len(rows)))
-            random.Random(self.seed).shuffle(order)
-            n_val = max(1, round(len(rows) * self.val_fraction)) if self.val_fraction > 0 else 0
-            if n_val >= len(rows):
-                raise DataError(f"{self.train_file}: {len(rows)} examples are too few to hold out a validation share")
-            keep = sorted(order[:n_val]) if split == "val" else sorted(order[n_val:])
-            rows = [rows[k] for k in keep]
+            train, val = self._hold_out(self._read("train_file"), str(self.train_file))
+            rows = val if split == "val" else train
         self._cache[split] = rows
         return rows
+
+    def _hold_out(self, rows: list, source: str) -> tuple[list, list]:
+        """(train, val): a seeded val_fraction of ``rows`` held out, in file order (none when 0)."""
+        order = list(range(len(rows)))
+        random.Random(self.seed).shuffle(order)
+        n_val = max(1, round(len(rows) * self.val_fraction)) if self.val_fraction > 0 else 0
+        if n_val >= len(rows):
+            raise DataError(f"{source}: {len(rows)} examples are too few to hold out a validation share")
+        return [rows[k] for k in sorted(order[n_val:])], [rows[k] for k in sorted(order[:n_val])]
 
     # -- fitted state and spec -------------------------------------------------------------------
     def fit_state(self) -> None:
@@ -208,12 +211,16 @@ class TextClassificationData(SeqDataModule):
         labels = sorted({label for _, label, _ in train})
         if len(labels) < 2:
             raise DataError(f"the training data has a single label {labels}: nothing to classify")
+        self._fit_vocab(train)
+        self.labels = labels
+
+    def _fit_vocab(self, train: list[tuple[str, Optional[str], str]]) -> None:
+        """The tokenizer and vocabulary: ``vocab_from``'s, or fitted on the training texts."""
         if self.vocab_from is not None:
             self.tokenizer, self.vocab = vocab_of_checkpoint(self.vocab_from)
         else:
             self.tokenizer = Tokenizer(**self.tokenizer_args).fit(t for t, _, _ in train)
             self.vocab = Vocab.build((self.tokenizer.tokenize(t) for t, _, _ in train), self.min_freq, self.max_vocab)
-        self.labels = labels
 
     def build_spec(self) -> Spec:
         return Spec(
@@ -249,11 +256,15 @@ class TextClassificationData(SeqDataModule):
     def _predict_rows(self) -> list[tuple[str, None, str]]:
         if self.predict_file is None:
             return [(t, None, w) for t, _, w in self._raw("test")]
-        path = self.split_file("predict_file")
+        return self._texts("predict_file")
+
+    def _texts(self, key: str) -> list[tuple[str, None, str]]:
+        """The texts of the file in argument ``key``: a .txt file (one per line) or a CSV/TSV's text column."""
+        path = self.split_file(key)
         if path.lower().endswith(".txt"):
             with open(path, encoding="utf-8") as fh:
                 return [(line.strip(), None, f"{path}:{k}") for k, line in enumerate(fh, 1) if line.strip()]
-        return [(t, None, w) for t, _, w in self._read("predict_file", labels=False)]
+        return [(t, None, w) for t, _, w in self._read(key, labels=False)]
 
     def collate(self, examples: list) -> Batch:
         inputs, lengths = pad([ids for ids, _, _ in examples], value=self.vocab.pad_id, dtype=torch.long)
@@ -287,15 +298,6 @@ class TextLMData(TextClassificationData):
     def _read(self, key: str, labels: bool = True) -> list[tuple[str, Optional[str], str]]:
         return super()._read(key, labels=False)
 
-    def _unlabelled(self) -> list[tuple[str, None, str]]:
-        if self.unlabelled_file is None:
-            return []
-        path = self.split_file("unlabelled_file")
-        if path.lower().endswith(".txt"):
-            with open(path, encoding="utf-8") as fh:
-                return [(line.strip(), None, f"{path}:{k}") for k, line in enumerate(fh, 1) if line.strip()]
-        return [(t, None, w) for t, _, w in super()._read("unlabelled_file", labels=False)]
-
     def _raw(self, split: str) -> list[tuple[str, Optional[str], str]]:
         """train: train_file's and unlabelled_file's texts, less a seeded val_fraction when there
         is no val_file; val: val_file's texts or that share; test: test_file's."""
@@ -307,25 +309,15 @@ class TextLMData(TextClassificationData):
             return self._cache.setdefault("test", self._read("test_file"))
         if split == "val" and self.val_file is not None:
             return self._cache.setdefault("val", self._read("val_file"))
-        texts = (self._read("train_file") if self.train_file is not None else []) + self._unlabelled()
+        texts = ((self._read("train_file") if self.train_file is not None else [])
+                 + (self._texts("unlabelled_file") if self.unlabelled_file is not None else []))
         if self.val_file is None:
-            order = list(range(len(texts)))
-            random.Random(self.seed).shuffle(order)
-            n_val = max(1, round(len(texts) * self.val_fraction)) if self.val_fraction > 0 else 0
-            if n_val >= len(texts):
-                raise DataError(f"{len(texts)} texts are too few to hold out a validation share")
-            self._cache["val"] = [texts[k] for k in sorted(order[:n_val])]
-            texts = [texts[k] for k in sorted(order[n_val:])]
+            texts, self._cache["val"] = self._hold_out(texts, "the language model's texts")
         self._cache["train"] = texts
         return self._cache[split]
 
     def fit_state(self) -> None:
-        train = self._raw("train")
-        if self.vocab_from is not None:
-            self.tokenizer, self.vocab = vocab_of_checkpoint(self.vocab_from)
-        else:
-            self.tokenizer = Tokenizer(**self.tokenizer_args).fit(t for t, _, _ in train)
-            self.vocab = Vocab.build((self.tokenizer.tokenize(t) for t, _, _ in train), self.min_freq, self.max_vocab)
+        self._fit_vocab(self._raw("train"))
         self.labels = []
 
     def build_spec(self) -> Spec:
