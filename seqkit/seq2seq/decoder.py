@@ -254,14 +254,19 @@ class AttentionDecoder(nn.Module):
         return torch.stack(logits, 1), (torch.stack(weights, 1) if weights else None)
 
     def generate(self, state: DecoderState, bos_id: int, eos_id: int, max_len: int | torch.Tensor,
-                 beam_size: int = 1, length_penalty: float = 1.0, pad_id: Optional[int] = None) -> Hypotheses:
+                 beam_size: int = 1, length_penalty: float = 1.0, pad_id: Optional[int] = None,
+                 **constraints) -> Hypotheses:
         """Decode every row of ``state``: greedy search (``beam_size`` 1) or beam search.
 
         :param max_len: Most output tokens: an int, or (N,) one per row.
         :param length_penalty: Beam search ranks ended hypotheses by log-prob / length ** this.
         :param pad_id: Token written after a hypothesis ends (default: ``eos_id``).
+        :param constraints: ``min_length``, ``block_ngram_repeat`` (both searches) and
+            ``length_penalty_kind`` (beam search; see ``seqkit.seq2seq.search``).
         """
         N = state.h.shape[0]
         if beam_size == 1:
-            return greedy_search(self.search_step, state, N, bos_id, eos_id, max_len, pad_id=pad_id)
-        return beam_search(self.search_step, state, N, beam_size, bos_id, eos_id, max_len, length_penalty, pad_id=pad_id)
+            constraints.pop("length_penalty_kind", None)  # one hypothesis: nothing to rank
+            return greedy_search(self.search_step, state, N, bos_id, eos_id, max_len, pad_id=pad_id, **constraints)
+        return beam_search(self.search_step, state, N, beam_size, bos_id, eos_id, max_len, length_penalty,
+                           pad_id=pad_id, **constraints)

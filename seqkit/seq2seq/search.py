@@ -26,6 +26,12 @@ live hypothesis can beat its best ended one — exact for ``length_penalty`` 0, 
 log-probabilities only fall. The top-k is taken per beam first and then over the k*2k candidates:
 the same result as one top-k over k*V, cheaper, and with beam size 1 it does exactly greedy
 search's arithmetic, so the two agree bit for bit.
+
+Both searches take the decoding constraints of OpenNMT-py's translator: ``min_length`` (no
+``<eos>`` before that many tokens) and ``block_ngram_repeat`` (no n-gram of that size twice in one
+hypothesis: the token that would repeat one gets probability zero). Beam search also ranks ended
+hypotheses with a length penalty: ``avg`` divides the log-probability by ``length ** alpha``,
+``wu`` by Wu et al.'s (2016, GNMT) ``((5 + length) / 6) ** alpha``.
 """
 
 from __future__ import annotations
@@ -78,6 +84,39 @@ def _max_lengths(max_len: int | torch.Tensor, batch_size: int, device: torch.dev
     return limit.clamp(min=1)
 
 
+def constrain(log_probs: torch.Tensor, t: int, history: torch.Tensor | None, eos_id: int,
+              min_length: int = 0, block_ngram_repeat: int = 0) -> torch.Tensor:
+    """``log_probs`` (N, V) of step ``t`` with the tokens the constraints forbid set to -inf.
+
+    :param history: (N, t) the tokens each row has output so far (without <bos>).
+    :param min_length: <eos> is forbidden while fewer than this many tokens are out.
+    :param block_ngram_repeat: n > 0: a token that would complete an n-gram already in the row's
+        history is forbidden (n = 1 forbids every token already output).
+    """
+    if t < min_length:
+        log_probs = log_probs.clone()
+        log_probs[:, eos_id] = float("-inf")
+    n = block_ngram_repeat
+    if n > 0 and history is not None and t >= n:
+        windows = history.unfold(1, n, 1)  # (N, t - n + 1, n) every n-gram so far
+        suffix = history[:, t - n + 1:]  # (N, n - 1) what the next token would extend
+        match = (windows[:, :, :-1] == suffix.unsqueeze(1)).all(-1)  # (N, W)
+        banned = torch.zeros_like(log_probs, dtype=torch.int32).scatter_add_(
+            1, windows[:, :, -1], match.to(torch.int32))
+        log_probs = log_probs.masked_fill(banned > 0, float("-inf"))
+    return log_probs
+
+
+def length_normaliser(length: int, alpha: float, kind: str = "avg") -> float:
+    """What beam search divides an ended hypothesis's log-probability by: ``length ** alpha``
+    (``avg``) or ``((5 + length) / 6) ** alpha`` (``wu``, Wu et al. 2016); 1 when alpha is 0."""
+    if kind not in ("avg", "wu"):
+        raise ValueError(f"unknown length penalty {kind!r}; choose avg or wu")
+    if not alpha:
+        return 1.0
+    return ((5.0 + length) / 6.0) ** alpha if kind == "wu" else float(length) ** alpha
+
+
 def _state_device(state: Any) -> torch.device:
     found: list[torch.device] = []
     map_state(state, lambda t: found.append(t.device) or t)
@@ -92,6 +131,9 @@ def greedy_search(
     eos_id: int,
     max_len: int | torch.Tensor,
     pad_id: int | None = None,
+    *,
+    min_length: int = 0,
+    block_ngram_repeat: int = 0,
 ) -> Hypotheses:
     """Pick the most probable token at every step, for all ``batch_size`` sentences at once.
 
@@ -104,6 +146,8 @@ def greedy_search(
         max_len: Most output tokens per sentence: an int, or a (B,) tensor (for instance a ratio
             of each source length).
         pad_id: Token written after a hypothesis ends (default: ``eos_id``).
+        min_length: No <eos> before this many tokens (see :func:`constrain`).
+        block_ngram_repeat: No repeated n-gram of this size (0: off; see :func:`constrain`).
     """
     device = _state_device(state)
     pad = eos_id if pad_id is None else pad_id
@@ -118,6 +162,9 @@ def greedy_search(
     has_attn = True
     for t in range(L):
         log_probs, state, attn = step(tokens, state)
+        if min_length or block_ngram_repeat:
+            history = torch.stack(out_tokens, 1) if out_tokens else None
+            log_probs = constrain(log_probs.float(), t, history, eos_id, min_length, block_ngram_repeat)
         top_lp, top = log_probs.float().topk(min(2, log_probs.shape[-1]), dim=-1)  # the call beam search makes
         best_lp, best = top_lp[:, 0], top[:, 0]
         live = ~done & (t < limit)
@@ -150,6 +197,10 @@ def beam_search(
     max_len: int | torch.Tensor,
     length_penalty: float = 1.0,
     pad_id: int | None = None,
+    *,
+    length_penalty_kind: str = "avg",
+    min_length: int = 0,
+    block_ngram_repeat: int = 0,
 ) -> Hypotheses:
     """Keep the ``beam_size`` most probable hypotheses of every sentence; return the best of each.
 
@@ -161,10 +212,16 @@ def beam_search(
         bos_id: Token fed at the first step.
         eos_id: Token that ends a hypothesis.
         max_len: Most output tokens per sentence: an int or a (B,) tensor.
-        length_penalty: The final pick ranks ``log_prob / length ** length_penalty``: 0 favours
-            short outputs (raw log-probability), 1 ranks by the mean log-probability per token.
+        length_penalty: alpha of the length penalty; the final pick ranks ``log_prob /
+            length ** alpha`` (``avg``): 0 favours short outputs (raw log-probability), 1 ranks by
+            the mean log-probability per token.
         pad_id: Token written after a hypothesis ends (default: ``eos_id``).
+        length_penalty_kind: "avg" (above) or "wu": ``log_prob / ((5 + length) / 6) ** alpha``
+            (Wu et al. 2016).
+        min_length: No <eos> before this many tokens (see :func:`constrain`).
+        block_ngram_repeat: No repeated n-gram of this size in a hypothesis (0: off).
     """
+    length_normaliser(1, length_penalty, length_penalty_kind)  # rejects an unknown kind early
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     B, K = batch_size, beam_size
@@ -191,6 +248,8 @@ def beam_search(
     rows_b = torch.arange(B, device=device)
     for t in range(L):
         log_probs, state, attn = step(tokens, state)
+        if min_length or block_ngram_repeat:
+            log_probs = constrain(log_probs.float(), t, history.view(B * K, t), eos_id, min_length, block_ngram_repeat)
         V = log_probs.shape[-1]
         C = min(2 * K, V)
         top_lp, top_tok = log_probs.float().topk(C, dim=-1)  # (B*K, C): the best 2K per beam suffice
@@ -217,7 +276,8 @@ def beam_search(
         first = torch.where(ending, rank, rank + N2).argmin(1)  # (B,)
         has_end = ending.any(1)
         end_score = cand_scores[rows_b, first]
-        end_norm = end_score / float(t + 1) ** length_penalty if length_penalty else end_score
+        norm = length_normaliser(t + 1, length_penalty, length_penalty_kind)
+        end_norm = end_score / norm
         better = has_end & (end_norm > best_norm)
         b_idx = better.nonzero(as_tuple=True)[0]
         if b_idx.numel():
@@ -243,7 +303,7 @@ def beam_search(
         # one: log-probabilities only fall, so with length_penalty 0 this test is exact (with a
         # penalty it assumes the current length, as Hugging Face's default does)
         live_best = torch.where(live_ok, cand_scores.gather(1, live_pos), torch.full_like(scores, neg_inf)).amax(1)
-        live_bound = live_best / float(t + 1) ** length_penalty if length_penalty else live_best
+        live_bound = live_best / norm
         done = done | at_limit | (live_bound <= best_norm)
         if bool(done.all()):
             break
