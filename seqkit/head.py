@@ -68,6 +68,15 @@ class Head(nn.Module, ABC):
         """This stage's metrics (logged by the model once per epoch), or None."""
         return getattr(self, f"{stage}_metrics", None)
 
+    def bind(self, encoder: nn.Module) -> None:
+        """Called once the model has built this head and its input encoder (each ensemble
+        member's own): a head that shares weights with the encoder, such as a decoder reading
+        the source embedding, links them here. The default does nothing."""
+
+    def on_stage_start(self, stage: str) -> None:
+        """Called at the start of every epoch of ``stage`` ("train", "val", "test", "predict"),
+        the validation sanity check excepted. The default does nothing."""
+
     @abstractmethod
     def loss(self, encoded: Encoded, batch: Batch, stage: str, encode: EncodeFn) -> torch.Tensor:
         """Return the scalar loss of ``batch`` for ``stage`` ("train", "val", "test") and update

@@ -76,6 +76,7 @@ class _Member(nn.Module):
         self.encoder = encoder
         self.rnn = rnn(encoder.output_size) if rnn is not None else None
         self.head = head(spec, self.rnn.output_size if self.rnn is not None else encoder.output_size)
+        self.head.bind(encoder)
 
 
 class SequenceModel(pl.LightningModule):
@@ -138,6 +139,7 @@ class SequenceModel(pl.LightningModule):
         self.encoder = encoder(spec) if encoder is not None else default_encoder(spec)
         self.rnn = rnn(self.encoder.output_size) if rnn is not None else None
         self.head = head(spec, self.rnn.output_size if self.rnn is not None else self.encoder.output_size)
+        self.head.bind(self.encoder)
         if getattr(spec, "causal", False) and getattr(self.rnn, "num_directions", 1) > 1:
             raise SeqkitError(f"model.rnn: {spec.source or 'this data'} predicts each next input, so the stack must be "
                               "unidirectional (a backward direction reads the token it predicts): set "
@@ -298,6 +300,23 @@ class SequenceModel(pl.LightningModule):
         if stateful:
             self._streams["train"] = state
         return torch.stack(losses).mean() if losses else torch.zeros((), device=self.device)
+
+    def _stage_start(self, stage: str) -> None:
+        if not self.trainer.sanity_checking:
+            for _, _, head in self.members():
+                head.on_stage_start(stage)
+
+    def on_train_epoch_start(self) -> None:
+        self._stage_start("train")
+
+    def on_validation_epoch_start(self) -> None:
+        self._stage_start("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._stage_start("test")
+
+    def on_predict_epoch_start(self) -> None:
+        self._stage_start("predict")
 
     # -- starting from a pretrained encoder ----------------------------------------------------
     def on_fit_start(self) -> None:
