@@ -76,10 +76,15 @@ class LengthBucketSampler:
         rank: int = 0,
         pool: int = 50,
         drop_last: bool = False,
+        max_tokens: Optional[int] = None,
+        sort: bool = True,
     ) -> None:
         # an int means "this many examples, lengths unknown": shuffled batches without bucketing
         self._lengths = None if isinstance(lengths, int) else list(lengths)
         self._n = lengths if isinstance(lengths, int) else len(self._lengths)
+        if max_tokens is not None and self._lengths is None:
+            raise DataError("data.init_args.loader.batch_type: tokens needs a dataset that knows its examples' lengths")
+        self.max_tokens, self.sort = max_tokens, sort
         self._bs, self.shuffle, self.seed = batch_size, shuffle, seed
         self.num_replicas, self.rank, self.pool, self.drop = num_replicas, rank, pool, drop_last
         self.epoch = 0
@@ -93,16 +98,38 @@ class LengthBucketSampler:
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(self._n, generator=g).tolist() if self.shuffle else list(range(self._n))
         size = self._bs * self.num_replicas
+        if self.max_tokens is not None:  # as many examples as fit max_tokens padded tokens per process
+            mean = max(1.0, sum(self._lengths) / max(1, self._n))
+            size = max(self.num_replicas, int(self.max_tokens * self.num_replicas / mean))  # examples per pool slot
         batches = []
         for start in range(0, len(order), size * self.pool):
             part = order[start : start + size * self.pool]
-            if self._lengths is not None:
+            if self._lengths is not None and self.sort:
                 part.sort(key=lambda i: self._lengths[i])
-            batches += [part[k : k + size] for k in range(0, len(part), size)]
-        if self.drop and batches and len(batches[-1]) < size:
+            if self.max_tokens is None:
+                batches += [part[k : k + size] for k in range(0, len(part), size)]
+            else:
+                batches += self._token_batches(part)
+        if self.drop and batches and len(batches[-1]) < (size if self.max_tokens is None else self.num_replicas):
             batches.pop()
         if self.shuffle:
             batches = [batches[p] for p in torch.randperm(len(batches), generator=g).tolist()]
+        return batches
+
+    def _token_batches(self, part: list[int]) -> list[list[int]]:
+        """Cut ``part`` into global batches whose padded size (examples x longest length) stays
+        within ``max_tokens`` per process; a longer example gets a batch to itself (per process)."""
+        R, budget = self.num_replicas, self.max_tokens * self.num_replicas
+        batches, current, longest = [], [], 0
+        for i in part:
+            n = max(1, self._lengths[i])
+            if current and len(current) >= R and (len(current) + 1) * max(longest, n) > budget:
+                batches.append(current)
+                current, longest = [], 0
+            current.append(i)
+            longest = max(longest, n)
+        if current:
+            batches.append(current)
         return batches
 
     def _batches(self) -> list[list[int]]:
@@ -138,6 +165,11 @@ class Loader:
         pool: With bucket, examples are sorted by length inside pools of this many batches, so
             batches stay random across pools.
         drop_last: Drop the last, smaller training batch.
+        batch_type: "sents": batch_size and eval_batch_size count examples; "tokens": they count
+            padded tokens per process (examples x the longest example's length, the length
+            being the data module's, e.g. source + target tokens for translation), so short
+            examples come in large batches and long ones in small batches (OpenNMT-py's
+            batch_type: tokens). Needs data whose examples know their lengths.
     """
 
     batch_size: PositiveInt = 32
@@ -146,6 +178,7 @@ class Loader:
     bucket: bool = True
     pool: PositiveInt = 50
     drop_last: bool = False
+    batch_type: Literal["sents", "tokens"] = "sents"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or (self.eval_batch_size is not None and self.eval_batch_size < 1):
@@ -363,16 +396,20 @@ class SeqDataModule(pl.LightningDataModule, ABC):
             raise DataError(f"{type(self).__name__} has no data for this stage")
         replicas, rank = self._world()
         args = self.loader_args
-        lengths = getattr(dataset, "lengths", None) if args.bucket else None
+        tokens = args.batch_type == "tokens"
+        lengths = getattr(dataset, "lengths", None) if args.bucket or tokens else None
+        size = self.batch_size if train else self.eval_batch_size
         sampler = LengthBucketSampler(
             len(dataset) if lengths is None else lengths,
-            batch_size=self.batch_size if train else self.eval_batch_size,
+            batch_size=size,
             shuffle=train if shuffle is None else shuffle,
             seed=self.seed,
             num_replicas=replicas,
             rank=rank,
             pool=args.pool,
             drop_last=train and args.drop_last,
+            max_tokens=size if tokens else None,
+            sort=args.bucket,
         )
         return DataLoader(
             _Indexed(dataset),

@@ -92,12 +92,15 @@ class Tokenizer:
     """Splits text into tokens and joins tokens back into text.
 
     ``word`` splits on whitespace and punctuation, ``char`` into characters (spaces kept as
-    tokens), ``bpe`` into learned subwords (fit on the training texts with ``fit``).
+    tokens), ``bpe`` into learned subwords (Sennrich et al. 2016) and ``unigram`` into subwords of
+    a unigram language model (Kudo 2018, SentencePiece's default), both fit on the training texts
+    with ``fit``; ``bpe_vocab_size`` is the subword vocabulary size of either.
     """
 
-    def __init__(self, kind: Literal["word", "char", "bpe"] = "word", lowercase: bool = False, bpe_vocab_size: int = 4000):
-        if kind not in ("word", "char", "bpe"):
-            raise ValueError(f"unknown tokenizer {kind!r}; choose one of: word, char, bpe")
+    def __init__(self, kind: Literal["word", "char", "bpe", "unigram"] = "word", lowercase: bool = False,
+                 bpe_vocab_size: int = 4000):
+        if kind not in ("word", "char", "bpe", "unigram"):
+            raise ValueError(f"unknown tokenizer {kind!r}; choose one of: word, char, bpe, unigram")
         self.kind, self.lowercase, self.bpe_vocab_size = kind, lowercase, bpe_vocab_size
         self._bpe = None
 
@@ -106,14 +109,20 @@ class Tokenizer:
 
     def fit(self, texts: Iterable[str]) -> Tokenizer:
         """Learn the subword merges (``bpe`` only; the other kinds need no training)."""
-        if self.kind == "bpe":
+        if self.kind in ("bpe", "unigram"):
             from tokenizers import Tokenizer as HFTokenizer
             from tokenizers import decoders, models, pre_tokenizers, trainers
 
-            tok = HFTokenizer(models.BPE(unk_token=UNK))
+            if self.kind == "bpe":
+                tok = HFTokenizer(models.BPE(unk_token=UNK))
+                trainer = trainers.BpeTrainer(vocab_size=self.bpe_vocab_size, special_tokens=list(SPECIALS),
+                                              show_progress=False)
+            else:
+                tok = HFTokenizer(models.Unigram())
+                trainer = trainers.UnigramTrainer(vocab_size=self.bpe_vocab_size, special_tokens=list(SPECIALS),
+                                                  unk_token=UNK, show_progress=False)
             tok.pre_tokenizer = pre_tokenizers.Metaspace()
             tok.decoder = decoders.Metaspace()
-            trainer = trainers.BpeTrainer(vocab_size=self.bpe_vocab_size, special_tokens=list(SPECIALS), show_progress=False)
             tok.train_from_iterator((self._norm(t) for t in texts), trainer=trainer)
             self._bpe = tok
         return self
@@ -125,13 +134,13 @@ class Tokenizer:
         if self.kind == "char":
             return list(text)
         if self._bpe is None:
-            raise RuntimeError("the BPE tokenizer must be fit on training text before use")
+            raise RuntimeError(f"the {self.kind} tokenizer must be fit on training text before use")
         return self._bpe.encode(text).tokens
 
     def detokenize(self, tokens: list[str]) -> str:
         if self.kind == "char":
             return "".join(tokens)
-        if self.kind == "bpe" and self._bpe is not None:
+        if self.kind in ("bpe", "unigram") and self._bpe is not None:
             return self._bpe.decoder.decode(tokens)
         text = " ".join(tokens)
         text = re.sub(r"(?<=\w) - (?=\w)", "-", text)  # "segunda - feira" -> "segunda-feira"

@@ -106,7 +106,7 @@ class TextClassificationData(SeqDataModule):
         delimiter: Optional[str] = None,
         on_bad: OnBad = "error",
         val_fraction: float = 0.1,
-        tokenizer: Literal["word", "char", "bpe"] = "word",
+        tokenizer: Literal["word", "char", "bpe", "unigram"] = "word",
         lowercase: bool = True,
         bpe_vocab_size: int = 8000,
         min_freq: int = 1,
@@ -134,10 +134,10 @@ class TextClassificationData(SeqDataModule):
                 (names the file and line) or "skip" (drops them, with a warning).
             val_fraction: Share of train_file held out for validation when val_file is null; 0
                 trains on all of it with no validation.
-            tokenizer: "word" (words and punctuation), "char", or "bpe" (subwords learnt from
+            tokenizer: "word" (words and punctuation), "char", "bpe" or "unigram" (subwords learnt from
                 the training texts), all from seqkit.Tokenizer.
             lowercase: Lowercase texts before tokenising.
-            bpe_vocab_size: Subword vocabulary size for tokenizer "bpe".
+            bpe_vocab_size: Subword vocabulary size for tokenizer "bpe" or "unigram".
             min_freq: Tokens seen fewer times in training map to <unk>.
             max_vocab: Keep at most this many tokens (the most frequent); null keeps all.
             max_length: Truncate texts to this many tokens.
