@@ -15,6 +15,7 @@ from seqkit.heads import ManyToOneHead, PerStepHead
 from seqkit.hookspecs import hookimpl
 from seqkit.lstm import LSTMStack, RecurrentStack, final_hidden
 from seqkit.model import SequenceModel
+from seqkit.schedules import WarmupDecay
 from seqkit.spec import Batch, Encoded, Spec, State, last_step, length_mask
 from seqkit.srn import SimpleRNNStack
 from seqkit.tables import read_table
@@ -51,6 +52,7 @@ __all__ = [
     "TimeBudget",
     "Tokenizer",
     "Vocab",
+    "WarmupDecay",
     "atomic_write",
     "beam_search",
     "final_hidden",

@@ -135,6 +135,8 @@ other commands:
   seqkit new-plugin NAME    generate a plugin package (hooks, head, data module, config, tests)
   seqkit export --ckpt_path X [--format onnx] [--out DIR]
                             export a checkpoint to ONNX and check it against PyTorch in onnxruntime
+  seqkit average CKPT... [--last K] --output OUT
+                            average the weights of a run's last K checkpoints (or of the files named)
   seqkit trace --ckpt_path X (--input FILE | --split val) [--out DIR]
                             the LSTM X-ray: gate activations, cell state and saturation of real inputs
   --debug (or SEQKIT_DEBUG=1) show the full traceback of an error
@@ -201,6 +203,14 @@ class SeqkitCLI(LightningCLI):
             self._resolved_yaml = self._parser(self.subcommand).dump(config, skip_none=False, skip_validation=True)
         except Exception:  # noqa: BLE001 - the dump is a convenience kept in checkpoints
             self._resolved_yaml = None
+
+    @staticmethod
+    def configure_optimizers(lightning_module, optimizer, lr_scheduler=None):
+        # a scheduler that says so (seqkit.WarmupDecay) steps after every optimizer step, not
+        # once per epoch as LightningCLI would step it
+        if lr_scheduler is not None and getattr(lr_scheduler, "interval", "epoch") == "step":
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler, "interval": "step"}}
+        return LightningCLI.configure_optimizers(lightning_module, optimizer, lr_scheduler)
 
     def _parse_ckpt_path(self) -> None:
         # Lightning reads the checkpoint here for saved hyperparameters, which seqkit never stores
@@ -511,6 +521,10 @@ def main(argv: Optional[list[str]] = None) -> None:
             from seqkit.export import export_command
 
             sys.exit(export_command(argv[1:]))
+        if argv[:1] == ["average"]:
+            from seqkit.average import average_command
+
+            sys.exit(average_command(argv[1:]))
         if argv[:1] == ["trace"]:
             from seqkit.xray import trace_command
 
