@@ -141,8 +141,9 @@ class ParallelTextData(SeqDataModule):
         val_fraction: float = 0.05,
         test_fraction: float = 0.05,
         num_pairs: int = 30000,
-        source_tokenizer: Literal["word", "char", "bpe"] = "word",
-        target_tokenizer: Literal["word", "char", "bpe"] = "word",
+        source_tokenizer: Literal["word", "char", "bpe", "unigram"] = "word",
+        target_tokenizer: Literal["word", "char", "bpe", "unigram"] = "word",
+        joint_vocab: bool = False,
         lowercase: bool = False,
         bpe_vocab_size: int = 4000,
         min_freq: int = 1,
@@ -163,10 +164,17 @@ class ParallelTextData(SeqDataModule):
             val_fraction: Share of the training pairs held out for validation when val_file is null.
             test_fraction: Share of the training pairs held out for test when test_file is null.
             num_pairs: Size of the generated demo corpus (before the split).
-            source_tokenizer: "word" (words and punctuation), "char" (characters) or "bpe" (subwords).
+            source_tokenizer: "word" (words and punctuation), "char" (characters), "bpe"
+                (subwords, Sennrich et al. 2016) or "unigram" (subwords of a unigram language
+                model, Kudo 2018: SentencePiece's default).
             target_tokenizer: The same choice for the target side.
+            joint_vocab: One tokenizer and one vocabulary for both sides, fit on the source and
+                target training sentences together (the tokenizers must be the same kind); needed
+                by model.head.init_args.share_embeddings. Names, numbers, placeholders and
+                identifiers copied from source to target then share their ids.
             lowercase: Lowercase both sides before tokenising.
-            bpe_vocab_size: Subword vocabulary size per side for "bpe".
+            bpe_vocab_size: Subword vocabulary size per side for "bpe" and "unigram" (of the
+                joint vocabulary with joint_vocab).
             min_freq: Tokens seen fewer times in training map to <unk>.
             max_vocab: Largest vocabulary per side (specials included); null: no limit.
             max_source_length: Longer source sentences (in tokens) are truncated, with a warning.
@@ -189,7 +197,11 @@ class ParallelTextData(SeqDataModule):
         self.predict_file = predict_file
         self.fractions = {"val": val_fraction, "test": test_fraction}
         self.num_pairs = num_pairs
+        if joint_vocab and source_tokenizer != target_tokenizer:
+            raise DataError(f"data.init_args.joint_vocab needs the same source_tokenizer and target_tokenizer "
+                            f"(got {source_tokenizer} and {target_tokenizer})")
         self.kinds = {"source": source_tokenizer, "target": target_tokenizer}
+        self.joint_vocab = joint_vocab
         self.lowercase, self.bpe_vocab_size = lowercase, bpe_vocab_size
         self.min_freq, self.max_vocab = min_freq, max_vocab
         self.max_len = {"source": max_source_length, "target": max_target_length}
@@ -249,6 +261,14 @@ class ParallelTextData(SeqDataModule):
     # -- fitted state and spec ---------------------------------------------------------------
     def fit_state(self) -> None:
         train = self.raw_splits()["train"]
+        if self.joint_vocab:
+            texts = [p[0] for p in train] + [p[1] for p in train]
+            tok = Tokenizer(self.kinds["source"], lowercase=self.lowercase, bpe_vocab_size=self.bpe_vocab_size)
+            tok.fit(texts)
+            vocab = Vocab.build((tok.tokenize(t) for t in texts), min_freq=self.min_freq, max_size=self.max_vocab)
+            self.src_tokenizer = self.tgt_tokenizer = tok
+            self.src_vocab = self.tgt_vocab = vocab
+            return
         for side, col in (("source", 0), ("target", 1)):
             tok = Tokenizer(self.kinds[side], lowercase=self.lowercase, bpe_vocab_size=self.bpe_vocab_size)
             tok.fit(p[col] for p in train)

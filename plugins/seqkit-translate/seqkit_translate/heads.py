@@ -56,13 +56,21 @@ class Seq2SeqHead(Head):
         input_feeding: bool = True,
         bridge: Literal["dense", "zero"] = "dense",
         tie_embeddings: bool = False,
+        share_embeddings: bool = False,
         teacher_forcing: float = 1.0,
         label_smoothing: float = 0.0,
+        normalization: Literal["sents", "tokens"] = "sents",
         beam_size: int = 5,
         val_beam_size: int = 1,
         length_penalty: float = 1.0,
+        length_penalty_kind: Literal["avg", "wu"] = "avg",
+        min_length: int = 0,
+        block_ngram_repeat: int = 0,
+        replace_unk: bool = False,
         max_length_ratio: float = 1.5,
         max_length_extra: int = 10,
+        val_bleu_every: int = 1,
+        val_bleu_sentences: Optional[int] = None,
     ) -> None:
         """
         Args:
@@ -82,16 +90,35 @@ class Seq2SeqHead(Head):
                 from zeros.
             tie_embeddings: Share the output layer's weights with the target embedding (Press &
                 Wolf 2017); a projection is added when hidden_size != embedding_dim.
+            share_embeddings: Share the target embedding with the encoder's source embedding
+                (OpenNMT-py's share_embeddings); needs one joint vocabulary
+                (data.init_args.joint_vocab: true) and equal embedding sizes. With
+                tie_embeddings too, encoder, decoder and output layer share one matrix.
             teacher_forcing: Probability of feeding the reference token (else the model's own
                 previous prediction) at each training step; 1.0 is plain teacher forcing.
-            label_smoothing: Label smoothing of the training loss (Szegedy et al. 2016).
+            label_smoothing: Label smoothing of the training loss (Szegedy et al. 2016): the
+                target distribution puts 1 - ε on the reference token and ε spread evenly over
+                the whole vocabulary (torch's cross_entropy definition).
+            normalization: The training loss is the token cross-entropy summed over the batch
+                and divided by its number of sentences ("sents", OpenNMT-py's default; exact
+                under DDP) or of target tokens ("tokens", every token weighs the same).
             beam_size: Beam size for test and predict; 1 is greedy search.
             val_beam_size: Beam size for validation BLEU (1, greedy, keeps validation cheap).
-            length_penalty: Hypotheses are ranked by log-prob / length ** length_penalty (0:
-                raw log-probability, which favours short outputs; 1: per-token mean).
+            length_penalty: The alpha of the length penalty that ranks ended hypotheses (0: raw
+                log-probability, which favours short outputs).
+            length_penalty_kind: "avg": log-prob / length ** alpha (alpha 1: the per-token
+                mean); "wu": log-prob / ((5 + length) / 6) ** alpha (Wu et al. 2016, GNMT).
+            min_length: The decoder may not end a sentence before this many tokens.
+            block_ngram_repeat: Never repeat an n-gram of this many tokens within one output
+                (OpenNMT-py's block_ngram_repeat; 0: off).
+            replace_unk: Replace each <unk> the decoder writes with the source token it attends
+                to most (Luong et al. 2015b); needs attention.
             max_length_ratio: Longest output = max_length_ratio * source length + max_length_extra
                 tokens (and never more than the data's max_target_length).
             max_length_extra: See max_length_ratio.
+            val_bleu_every: Decode (BLEU, chrF) on every Nth validation only; loss, accuracy and
+                perplexity are computed on every one. The sanity check never decodes.
+            val_bleu_sentences: Decode only the first N validation sentences (null: all).
         """
         super().__init__(spec, input_size)
         target = spec.vocabs.get("target")
@@ -102,12 +129,27 @@ class Seq2SeqHead(Head):
             raise SeqkitError(f"model.head.init_args.teacher_forcing must be in [0, 1], got {teacher_forcing}")
         if beam_size < 1 or val_beam_size < 1:
             raise SeqkitError("model.head.init_args.beam_size and val_beam_size must be >= 1")
+        for name, value in (("min_length", min_length), ("block_ngram_repeat", block_ngram_repeat)):
+            if value < 0:
+                raise SeqkitError(f"model.head.init_args.{name} must be >= 0, got {value}")
+        if val_bleu_every < 1 or (val_bleu_sentences is not None and val_bleu_sentences < 1):
+            raise SeqkitError(f"model.head.init_args.val_bleu_every must be >= 1 and val_bleu_sentences >= 1 or null "
+                              f"(got {val_bleu_every} and {val_bleu_sentences})")
+        if normalization not in ("sents", "tokens"):
+            raise SeqkitError(f"model.head.init_args.normalization: unknown {normalization!r}; choose sents or tokens")
+        if replace_unk and attention == "none":
+            raise SeqkitError("model.head.init_args.replace_unk needs attention (attention: none has no alignment)")
         self.vocab = target
         self.tokenizer = spec.target_tokenizer
         self.max_target_length = int(spec.max_target_length)
         self.teacher_forcing, self.label_smoothing = teacher_forcing, label_smoothing
+        self.normalization, self.share_embeddings, self.replace_unk = normalization, share_embeddings, replace_unk
         self.beam_size, self.val_beam_size, self.length_penalty = beam_size, val_beam_size, length_penalty
+        self.constraints = {"length_penalty_kind": length_penalty_kind, "min_length": min_length,
+                            "block_ngram_repeat": block_ngram_repeat}
         self.max_length_ratio, self.max_length_extra = max_length_ratio, max_length_extra
+        self.val_bleu_every, self.val_bleu_sentences = val_bleu_every, val_bleu_sentences
+        self._val_round = 0  # validations begun (the sanity check not counted)
         self.decoder = AttentionDecoder(
             len(target), input_size, embedding_dim, hidden_size, num_layers, dropout, attention=attention,
             attention_size=attention_size, placement="output", input_feeding=input_feeding, bridge=bridge,
@@ -118,8 +160,43 @@ class Seq2SeqHead(Head):
         base = {"acc": MulticlassAccuracy(V, ignore_index=pad, average="micro"), "ppl": Perplexity(ignore_index=pad)}
         self.set_metrics(MetricCollection(base, compute_groups=False))
         for stage in ("val", "test"):  # decoding metrics only where the head decodes
-            metrics = {**{k: m.clone() for k, m in base.items()}, "bleu": SacreBLEUScore(tokenize="13a"), "chrf": CHRFScore()}
+            # chrF is character n-grams only (sacrebleu's CHRF()); chrF++ adds word bigrams
+            metrics = {**{k: m.clone() for k, m in base.items()}, "bleu": SacreBLEUScore(tokenize="13a"),
+                       "chrf": CHRFScore(n_word_order=0), "chrf++": CHRFScore(n_word_order=2)}
             setattr(self, f"{stage}_metrics", MetricCollection(metrics, prefix=f"{stage}_", compute_groups=False))
+        # the validations that do not decode log these (the same metric objects, not registered twice)
+        self.__dict__["_val_undecoded"] = MetricCollection(
+            {k: self.val_metrics[k] for k in base}, prefix="val_", compute_groups=False)
+
+    def bind(self, encoder: torch.nn.Module) -> None:
+        """``share_embeddings``: the decoder reads its tokens through the encoder's embedding."""
+        if not self.share_embeddings:
+            return
+        source = self.spec.vocabs.get("source")
+        emb = getattr(encoder, "embedding", None)
+        if source is None or source.itos != self.vocab.itos:
+            raise SeqkitError("model.head.init_args.share_embeddings needs one vocabulary for source and target: "
+                              "set data.init_args.joint_vocab: true")
+        if not isinstance(emb, torch.nn.Embedding) or emb.weight.shape != self.decoder.embedding.weight.shape:
+            have = tuple(emb.weight.shape) if isinstance(emb, torch.nn.Embedding) else type(encoder).__name__
+            raise SeqkitError(f"model.head.init_args.share_embeddings needs a TokenEmbedding encoder of the decoder's "
+                              f"shape {tuple(self.decoder.embedding.weight.shape)} (vocabulary, embedding_dim); got "
+                              f"{have}: set model.encoder.init_args.embedding_dim to model.head.init_args.embedding_dim")
+        self.decoder.embedding.weight = emb.weight
+
+    def on_stage_start(self, stage: str) -> None:
+        if stage == "val":
+            self._val_round += 1
+
+    def _decodes(self, stage: str) -> bool:
+        """Whether this stage's batches are decoded (BLEU): always in test, every
+        ``val_bleu_every``-th validation (never the sanity check)."""
+        return stage == "test" or (stage == "val" and self._val_round > 0 and self._val_round % self.val_bleu_every == 0)
+
+    def metrics(self, stage: str):
+        if stage == "val" and not self._decodes(stage):
+            return self._val_undecoded
+        return super().metrics(stage)
 
     # -- decoding ----------------------------------------------------------------------------
     def start(self, encoded: Encoded) -> DecoderState:
@@ -137,12 +214,31 @@ class Seq2SeqHead(Head):
         """Translate a batch: greedy (beam_size 1) or beam search, all sentences at once."""
         v = self.vocab
         max_len = self.max_lengths(lengths.to(state.h.device))
-        return self.decoder.generate(state, v.bos_id, v.eos_id, max_len, beam_size, self.length_penalty, pad_id=v.pad_id)
+        return self.decoder.generate(state, v.bos_id, v.eos_id, max_len, beam_size, self.length_penalty,
+                                     pad_id=v.pad_id, **self.constraints)
 
-    def to_text(self, hyps: Hypotheses) -> list[list[str]]:
-        """Output tokens of each hypothesis (up to <eos>, specials dropped)."""
+    def to_text(self, hyps: Hypotheses, source_tokens: Optional[list[list[str]]] = None) -> list[list[str]]:
+        """Output tokens of each hypothesis (up to <eos>, specials dropped); with ``replace_unk``
+        and the batch's ``source_tokens``, each <unk> becomes the source token attended most."""
         rows = hyps.tokens.tolist()
-        return [self.vocab.decode(row[: int(n)]) for row, n in zip(rows, hyps.lengths.tolist())]
+        unk = self.vocab.unk_id
+        out = []
+        for b, (row, n) in enumerate(zip(rows, hyps.lengths.tolist())):
+            row = row[: int(n)]
+            if self.replace_unk and source_tokens is not None and hyps.attention is not None and unk in row:
+                src, skip = source_tokens[b], {self.vocab.pad_id, self.vocab.bos_id}
+                toks = []
+                for t, tok in enumerate(row):
+                    if tok == self.vocab.eos_id:
+                        break
+                    if tok == unk and src:
+                        toks.append(src[int(hyps.attention[b, t, : len(src)].argmax())])
+                    elif tok not in skip:
+                        toks.append(self.vocab.itos[tok])
+                out.append(toks)
+            else:
+                out.append(self.vocab.decode(row))
+        return out
 
     def detokenize(self, tokens: list[str]) -> str:
         return self.tokenizer.detokenize(tokens) if self.tokenizer is not None else " ".join(tokens)
@@ -160,26 +256,44 @@ class Seq2SeqHead(Head):
         V = logits.shape[-1]  # logits (B, T, V)
         token_loss = F.cross_entropy(logits.reshape(B * T, V).float(), targets.reshape(-1), ignore_index=pad,
                                      label_smoothing=self.label_smoothing, reduction="sum")
-        loss = token_loss / B  # summed over tokens, averaged over sentences
+        # summed over tokens, averaged over sentences ("sents") or over target tokens ("tokens")
+        loss = token_loss / (B if self.normalization == "sents" else real.sum().clamp(min=1))
         metrics = self.metrics(stage)
         with torch.no_grad():
             metrics["acc"].update(logits.argmax(-1).reshape(-1), targets.reshape(-1))
             metrics["ppl"].update(logits.float(), targets)
-            if stage != "train":
-                hyps = self.generate(state, batch.lengths, self.val_beam_size if stage == "val" else self.beam_size)
-                texts = [self.detokenize(toks) for toks in self.to_text(hyps)]
-                references = [[r] for r in batch.references]
-                metrics["bleu"].update(texts, references)
-                metrics["chrf"].update(texts, references)
-                self._record_attention(batch, hyps)
+            if self._decodes(stage):
+                self._score(state, batch, metrics, self.val_beam_size if stage == "val" else self.beam_size,
+                            subset=self.val_bleu_sentences if stage == "val" else None)
         return loss
+
+    def _score(self, state, batch: TranslationBatch, metrics, beam_size: int, subset: Optional[int]) -> None:
+        """Decode the batch (its sentences with index < ``subset``) and update BLEU and chrF."""
+        rows = list(range(batch.size))
+        if subset is not None:
+            rows = [r for r, i in enumerate(batch.index.tolist()) if i < subset]
+            if not rows:
+                return
+            index = torch.tensor(rows, device=state.h.device)
+            state, lengths = state.rows(index), batch.lengths[index.cpu()]
+        else:
+            lengths = batch.lengths
+        hyps = self.generate(state, lengths, beam_size)
+        sources = [batch.source_tokens[r] for r in rows]
+        texts = [self.detokenize(toks) for toks in self.to_text(hyps, sources)]
+        references = [[batch.references[r]] for r in rows]
+        for name in ("bleu", "chrf", "chrf++"):
+            metrics[name].update(texts, references)
+        if subset is None:
+            self._record_attention(batch, hyps)
 
     @torch.no_grad()
     def predict(self, encoded: Encoded, batch: TranslationBatch, encode: EncodeFn) -> list[dict[str, Any]]:
         hyps = self.generate(self.start(encoded), batch.lengths, self.beam_size)
         self._record_attention(batch, hyps)
         records = records_for(batch)
-        for rec, toks, n, score in zip(records, self.to_text(hyps), batch.lengths.tolist(), hyps.scores.tolist()):
+        texts = self.to_text(hyps, batch.source_tokens)
+        for rec, toks, n, score in zip(records, texts, batch.lengths.tolist(), hyps.scores.tolist()):
             blank = n == 0  # a blank input line gives a blank output line
             rec.update(text="" if blank else self.detokenize(toks), log_prob=None if blank else round(score, 4))
         return records
