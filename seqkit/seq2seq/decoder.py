@@ -192,7 +192,12 @@ class AttentionDecoder(nn.Module):
 
     def step(self, tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, Optional[torch.Tensor]]:
         """One step for N rows: previous tokens (N,) -> logits (N, V), new state, attention (N, S)."""
-        x = self.drop(self.embedding(tokens))  # (N, E)
+        feature, state, weights = self._advance(self.drop(self.embedding(tokens)), state)
+        return self.logits(feature), state, weights
+
+    def _advance(self, x: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, Optional[torch.Tensor]]:
+        """One step from the embedded previous tokens x (N, E): the output layer's input (N, H or
+        H + D), the new state and the attention (N, S)."""
         weights = context = None
         if self.context_in:
             query = state.h[:, -1]  # (N, H) the previous top state
@@ -211,7 +216,7 @@ class AttentionDecoder(nn.Module):
             top = torch.cat([top, context], -1)  # (N, H + D)
         feature = self.drop(top)
         new = state._replace(h=h, c=c, feed=feature if self.input_feeding else None)
-        return self.logits(feature), new, weights
+        return feature, new, weights
 
     def search_step(self, tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, Optional[torch.Tensor]]:
         """:meth:`step` with log-probabilities: the step function greedy and beam search drive."""
@@ -219,17 +224,21 @@ class AttentionDecoder(nn.Module):
         return torch.log_softmax(logits.float(), -1), state, weights
 
     # -- whole sequences ----------------------------------------------------------------------
-    def teacher_forced(self, state: DecoderState, inputs: torch.Tensor,
-                       teacher_forcing: float = 1.0) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def teacher_forced(self, state: DecoderState, inputs: torch.Tensor, teacher_forcing: float = 1.0,
+                       logits: bool = True) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Logits (N, T, V) for every step, reading ``inputs`` (N, T): <bos> and the reference
         shifted by one. Returns the attention (N, T, S) too (None without attention).
 
         :param teacher_forcing: In training, the probability of reading the reference token
             rather than the decoder's own previous prediction (scheduled sampling, Bengio et al.
             2015); 1.0 is plain teacher forcing.
+        :param logits: False returns the output layer's inputs (N, T, F) instead, for a loss that
+            applies :meth:`logits` to the real (non-padding) steps only: with a large vocabulary the
+            output layer is most of a step's cost.
         """
         N, T = inputs.shape
         scheduled = self.training and teacher_forcing < 1.0
+        finish = self.logits if logits else (lambda x: x)
         if self.placement == "output" and not self.input_feeding and not scheduled:
             # every input is known and no step reads the one before: the LSTM runs the whole sequence
             out, _, _ = self._lstm(self.drop(self.embedding(inputs)), state)  # (N, T, H)
@@ -237,21 +246,28 @@ class AttentionDecoder(nn.Module):
             if self.attention is not None:
                 context, weights = self.attention(out, state.keys, state.memory, state.mask)  # (N, T, D), (N, T, S)
                 out = torch.tanh(self.combine(torch.cat([context, out], -1)))
-            return self.logits(self.drop(out)), weights  # (N, T, V)
-        logits, weights = [], []
+            return finish(self.drop(out)), weights  # (N, T, V)
+        features, weights = [], []
+        if not scheduled:
+            # every input is known: embed them at once, then the output layer runs once on all steps
+            embedded = self.drop(self.embedding(inputs))  # (N, T, E)
+            for t in range(T):
+                feature, state, w = self._advance(embedded[:, t], state)
+                features.append(feature)
+                if w is not None:
+                    weights.append(w)
+            return finish(torch.stack(features, 1)), (torch.stack(weights, 1) if weights else None)
         tokens = inputs[:, 0]
         for t in range(T):
-            step_logits, state, w = self.step(tokens, state)
-            logits.append(step_logits)
+            feature, state, w = self._advance(self.drop(self.embedding(tokens)), state)
+            features.append(feature)
             if w is not None:
                 weights.append(w)
-            if t + 1 < T:
-                tokens = inputs[:, t + 1]
-                if scheduled:  # sometimes read the decoder's own guess
-                    own = step_logits.detach().argmax(-1)
-                    gold = torch.rand(N, device=tokens.device) < teacher_forcing
-                    tokens = torch.where(gold, tokens, own)
-        return torch.stack(logits, 1), (torch.stack(weights, 1) if weights else None)
+            if t + 1 < T:  # sometimes read the decoder's own guess
+                own = self.logits(feature.detach()).argmax(-1)
+                gold = torch.rand(N, device=tokens.device) < teacher_forcing
+                tokens = torch.where(gold, inputs[:, t + 1], own)
+        return finish(torch.stack(features, 1)), (torch.stack(weights, 1) if weights else None)
 
     def generate(self, state: DecoderState, bos_id: int, eos_id: int, max_len: int | torch.Tensor,
                  beam_size: int = 1, length_penalty: float = 1.0, pad_id: Optional[int] = None,

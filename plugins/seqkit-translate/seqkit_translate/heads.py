@@ -252,16 +252,18 @@ class Seq2SeqHead(Head):
         real = length_mask(batch.target_lengths.to(targets.device), T)  # (B, T)
         targets = targets.masked_fill(~real, pad)  # whatever the padding holds, it never counts
         bos = torch.full((B, 1), self.vocab.bos_id, dtype=torch.long, device=targets.device)
-        logits, _ = self.decoder.teacher_forced(state, torch.cat([bos, targets[:, :-1]], 1), self.teacher_forcing)
-        V = logits.shape[-1]  # logits (B, T, V)
-        token_loss = F.cross_entropy(logits.reshape(B * T, V).float(), targets.reshape(-1), ignore_index=pad,
-                                     label_smoothing=self.label_smoothing, reduction="sum")
+        features, _ = self.decoder.teacher_forced(state, torch.cat([bos, targets[:, :-1]], 1), self.teacher_forcing,
+                                                  logits=False)  # (B, T, F)
+        # the output layer and the loss run on the real target steps only, never on padding
+        gold = targets[real]  # (M,)
+        logits = self.decoder.logits(features[real]).float()  # (M, V)
+        token_loss = F.cross_entropy(logits, gold, label_smoothing=self.label_smoothing, reduction="sum")
         # summed over tokens, averaged over sentences ("sents") or over target tokens ("tokens")
         loss = token_loss / (B if self.normalization == "sents" else real.sum().clamp(min=1))
         metrics = self.metrics(stage)
         with torch.no_grad():
-            metrics["acc"].update(logits.argmax(-1).reshape(-1), targets.reshape(-1))
-            metrics["ppl"].update(logits.float(), targets)
+            metrics["acc"].update(logits.argmax(-1), gold)
+            metrics["ppl"].update(logits.unsqueeze(0), gold.unsqueeze(0))
             if self._decodes(stage):
                 self._score(state, batch, metrics, self.val_beam_size if stage == "val" else self.beam_size,
                             subset=self.val_bleu_sentences if stage == "val" else None)
