@@ -201,6 +201,9 @@ def test_average_of_checkpoints_is_their_mean_and_predicts(joint_run, tmp_path):
     folder = tmp_path / "last2.ckpt"
     run_seqkit("average", os.path.dirname(files[0]), "--last", "2", "--output", str(folder), cwd=tmp_path)
     assert torch.equal(read_checkpoint(str(folder), "test")["state_dict"][key], avg["state_dict"][key])
+    same = tmp_path / "same.ckpt"  # averaging copies of one checkpoint is the identity
+    run_seqkit("average", files[1], files[1], "--output", str(same), cwd=tmp_path)
+    assert all(torch.equal(v, b[k]) for k, v in read_checkpoint(str(same), "test")["state_dict"].items())
     hyps = tmp_path / "hyps.txt"
     run_seqkit("predict", "--ckpt_path", str(out), f"--data.init_args.predict_file={joint_run / 'sources.txt'}",
                f"--prediction.output={hyps}", cwd=tmp_path, timeout=240)
