@@ -5,6 +5,7 @@ This module's ``__all__`` is the public API for plugin authors; everything else 
 
 from seqkit._version import __version__
 
+from seqkit.augment import Augment
 from seqkit.callbacks import PredictionWriter, SaveOnStop, TimeBudget, atomic_write
 from seqkit.data import Examples, LengthBucketSampler, Loader, OnBad, SeqDataModule, pad, require_file
 from seqkit.seq2seq.search import Hypotheses, beam_search, greedy_search
@@ -23,6 +24,7 @@ from seqkit.tbptt import StreamChunks
 from seqkit.text import Tokenizer, Vocab
 
 __all__ = [
+    "Augment",
     "Batch",
     "DataError",
     "EncodeFn",

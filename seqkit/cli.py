@@ -258,22 +258,85 @@ class SeqkitCLI(LightningCLI):
             strategy.checkpoint_io = AtomicCheckpointIO()
         have = {type(c) for c in self.trainer.callbacks}
         self.trainer.callbacks.extend(c for c in default_callbacks() if type(c) not in have)
+        if self.subcommand == "fit":
+            self._select_best()
+
+    def _select_best(self) -> None:
+        """Model selection by default: where the config lists no ModelCheckpoint, Lightning's
+        default one (the last epoch only) becomes one that keeps ``best.ckpt`` by the head's
+        main validation metric (:meth:`seqkit.Head.monitor`) and ``last.ckpt``."""
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        configured = self.config[self.subcommand].get("trainer", {}).get("callbacks") or []
+        for cb in configured if isinstance(configured, list) else [configured]:
+            path = str(getattr(cb, "class_path", cb))
+            if "Checkpoint" in path.rsplit(".", 1)[-1]:
+                return  # the config chose its own
+        callbacks = self.trainer.callbacks
+        default = [k for k, c in enumerate(callbacks) if type(c) is ModelCheckpoint]
+        if len(default) != 1:
+            return  # checkpointing off (enable_checkpointing: false)
+        head = self.model.head
+        monitor, mode = head.monitor() if hasattr(head, "monitor") else ("val_loss", "min")
+        callbacks[default[0]] = ModelCheckpoint(monitor=monitor, mode=mode, filename="best", save_top_k=1,
+                                                save_last=True, auto_insert_metric_name=False)
 
 
 def _newest_last(config) -> str:
     """The newest ``last.ckpt`` of this config's run name: <save_dir>/<name>/version_*/checkpoints/."""
     logger = config.get("trainer", {}).get("logger") if hasattr(config, "get") else None
     init = getattr(logger, "init_args", None) if logger is not None and not isinstance(logger, bool) else None
-    save_dir = getattr(init, "save_dir", None) or "runs"
-    name = getattr(init, "name", None) or "seqkit"
-    root = os.path.join(os.fspath(save_dir), name)
-    found = []
-    for path in glob.glob(os.path.join(glob.escape(root), "version_*", "checkpoints", "last.ckpt")):
-        version = os.path.basename(os.path.dirname(os.path.dirname(path)))[len("version_"):]
-        found.append((int(version) if version.isdigit() else -1, os.path.getmtime(path), path))
-    if not found:
-        raise SeqkitError(f"--ckpt_path last: no last.ckpt of run {name!r} under {root}/version_*/checkpoints/")
-    return max(found)[2]
+    return _newest_checkpoint(getattr(init, "save_dir", None), getattr(init, "name", None), "last")
+
+
+def _newest_checkpoint(save_dir, name, which: str) -> str:
+    """``which`` ("best" or "last") checkpoint of the newest run (highest version_N) of run
+    ``name`` under ``save_dir``: <save_dir>/<name>/version_N/checkpoints/<which>.ckpt."""
+    save_dir, name = os.fspath(save_dir or "runs"), name or "seqkit"
+    root = os.path.join(save_dir, name)
+    runs = []
+    for folder in glob.glob(os.path.join(glob.escape(root), "version_*", "checkpoints")):
+        version = os.path.basename(os.path.dirname(folder))[len("version_"):]
+        if glob.glob(os.path.join(glob.escape(folder), "*.ckpt")):
+            runs.append((int(version) if version.isdigit() else -1, os.path.getmtime(folder), folder))
+    if not runs:
+        raise SeqkitError(f"--ckpt_path {which}: no checkpoints of run {name!r} under {root}/version_*/checkpoints/")
+    folder = max(runs)[2]
+    path = os.path.join(folder, f"{which}.ckpt")
+    if os.path.isfile(path):
+        return path
+    if which == "best":
+        raise SeqkitError(f"--ckpt_path best: {folder} has no best.ckpt (that run monitored no validation metric: "
+                          "no validation data, or its config chose its own ModelCheckpoint); give a path, or "
+                          "--ckpt_path last")
+    raise SeqkitError(f"--ckpt_path last: {folder} has no last.ckpt; give a checkpoint's path")
+
+
+def _run_name(argv: list[str]) -> tuple[Optional[str], Optional[str]]:
+    """The logger's save_dir and name as the --config layers and flags of ``argv`` set them
+    (later ones win), before LightningCLI parses anything."""
+    import yaml
+
+    save_dir = name = None
+    for i, a in enumerate(argv):
+        value = a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
+        if a.split("=", 1)[0] in ("--config", "-c"):
+            path = value if os.path.exists(value) else os.path.join(
+                PACKAGED, value if value.endswith((".yaml", ".yml")) else f"{value}.yaml")
+            try:
+                with open(path) as fh:
+                    doc = yaml.safe_load(fh) or {}
+            except (OSError, yaml.YAMLError):
+                continue  # _config_layers reports it
+            logger = (doc.get("trainer") or {}).get("logger") if isinstance(doc, dict) else None
+            init = logger.get("init_args") if isinstance(logger, dict) else None
+            if isinstance(init, dict):
+                save_dir, name = init.get("save_dir", save_dir), init.get("name", name)
+        elif a.split("=", 1)[0] == "--trainer.logger.init_args.save_dir":
+            save_dir = value
+        elif a.split("=", 1)[0] == "--trainer.logger.init_args.name":
+            name = value
+    return save_dir, name
 
 
 _CHECKPOINTS: dict[str, dict] = {}  # read once per command
@@ -302,11 +365,18 @@ def _config_from_checkpoint(argv: list[str]) -> list[str]:
     if not ckpt_path:
         return argv
     if ckpt_path in ("last", "best"):
-        # Lightning would look in this new run's (empty) folder and go on with untrained weights
-        raise SeqkitError(
-            f"--ckpt_path {ckpt_path}: a new {argv[0]} run has no checkpoints of its own; "
-            "give the checkpoint's path (runs/<name>/version_N/checkpoints/*.ckpt)"
-        )
+        # Lightning would look in this new run's (empty) folder and go on with untrained weights:
+        # resolve it to the newest training run of the config's name instead
+        if not any(x.split("=", 1)[0] in ("--config", "-c") for x in argv):
+            raise SeqkitError(
+                f"--ckpt_path {ckpt_path}: give the task's --config too (its trainer.logger names the run: "
+                "runs/<name>/version_N/checkpoints/), or the checkpoint's path"
+            )
+        resolved = _newest_checkpoint(*_run_name(argv), ckpt_path)
+        sys.stderr.write(f"seqkit: --ckpt_path {ckpt_path} is {resolved}\n")
+        argv = [resolved if x == ckpt_path and argv[i - 1] == "--ckpt_path" else
+                f"--ckpt_path={resolved}" if x == f"--ckpt_path={ckpt_path}" else x for i, x in enumerate(argv)]
+        ckpt_path = resolved
     saved = (_load_checkpoint(ckpt_path).get("seqkit") or {}).get("config")
     if not saved:
         if not any(a == "--config" or a.startswith("--config=") for a in argv):

@@ -378,6 +378,12 @@ class SeqDataModule(pl.LightningDataModule, ABC):
     def collate(self, examples: list) -> Batch:
         """Pad a list of examples into a :class:`Batch`."""
 
+    def augment(self, examples: list) -> list:
+        """Random changes to a training batch's examples, before ``collate``: only the training
+        loader calls it, so validation, test and predict never see them. The default changes
+        nothing; the video and captioning modules apply their ``augment`` options here."""
+        return examples
+
     # -- loaders -----------------------------------------------------------------------------
     def _world(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)
@@ -387,6 +393,11 @@ class SeqDataModule(pl.LightningDataModule, ABC):
 
     def _collate_indexed(self, items: list) -> Batch:
         batch = self.collate([ex for _, ex in items])
+        batch.index = torch.tensor([i for i, _ in items], dtype=torch.long)
+        return batch
+
+    def _collate_train(self, items: list) -> Batch:
+        batch = self.collate(self.augment([ex for _, ex in items]))
         batch.index = torch.tensor([i for i, _ in items], dtype=torch.long)
         return batch
 
@@ -414,7 +425,7 @@ class SeqDataModule(pl.LightningDataModule, ABC):
         return DataLoader(
             _Indexed(dataset),
             batch_sampler=sampler,
-            collate_fn=self._collate_indexed,
+            collate_fn=self._collate_train if train else self._collate_indexed,
             num_workers=args.num_workers,
             persistent_workers=args.num_workers > 0,
         )

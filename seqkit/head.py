@@ -58,6 +58,14 @@ class Head(nn.Module, ABC):
         self.spec = spec
         self.input_size = input_size
 
+    def monitor(self) -> tuple[str, str]:
+        """The validation metric that picks the best checkpoint, and ``"max"`` or ``"min"``:
+        when a config lists no ModelCheckpoint, seqkit keeps ``best.ckpt`` by it (and
+        ``last.ckpt``), and ``seqkit test --ckpt_path best`` evaluates that. It must be logged at
+        every validation. The default is the validation loss; heads override it with their
+        task's main metric (accuracy, BLEU, MASE)."""
+        return "val_loss", "min"
+
     def set_metrics(self, metrics: MetricCollection) -> None:
         """Keep one copy of ``metrics`` per stage as attributes (train_metrics, val_metrics,
         test_metrics), so Lightning moves them to the device and syncs them under DDP."""

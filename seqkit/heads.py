@@ -89,6 +89,9 @@ class ManyToOneHead(Head):
         self.proj = output_layers(input_size, hidden_size, spec.num_classes if self.classify else spec.num_targets, dropout)
         self.set_metrics(_metrics(spec, self.classify))
 
+    def monitor(self) -> tuple[str, str]:
+        return ("val_acc", "max") if self.classify else ("val_loss", "min")
+
     def pool(self, encoded: Encoded) -> torch.Tensor:
         """(B, D) one vector per sequence."""
         if self.pooling == "last":
@@ -171,6 +174,9 @@ class PerStepHead(Head):
         out = spec.num_classes if self.classify else spec.num_targets
         self.proj = output_layers(input_size, hidden_size, out, dropout, nn.ReLU)
         self.set_metrics(_metrics(spec, self.classify))
+
+    def monitor(self) -> tuple[str, str]:
+        return ("val_acc", "max") if self.classify else ("val_loss", "min")
 
     def forward(self, outputs: torch.Tensor) -> torch.Tensor:
         return self.proj(outputs)  # (B, T, classes) or (B, T, targets)

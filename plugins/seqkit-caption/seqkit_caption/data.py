@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from seqkit import DataError, OnBad, SeqDataModule, Tokenizer, Vocab, pad
+from seqkit import Augment, DataError, OnBad, SeqDataModule, Tokenizer, Vocab, pad
 
 from seqkit_caption.images import image_to_tensor, list_images, load_image, read_captions
 from seqkit_caption.shapes import CANVAS, generate
@@ -77,6 +77,7 @@ class CaptionData(SeqDataModule):
         num_train: int = 3000,
         num_val: int = 200,
         num_test: int = 300,
+        augment: Augment = Augment(),
         **kwargs,
     ) -> None:
         """
@@ -110,6 +111,9 @@ class CaptionData(SeqDataModule):
             num_train: Generated training images (each has two captions).
             num_val: Generated validation images.
             num_test: Generated test images.
+            augment: Random transforms of training images (shifts, rotation, zoom, brightness,
+                contrast, noise; a flip only when captions never say left or right). Off by
+                default; the temporal options do not apply to images.
         """
         super().__init__(**kwargs)
         if on_bad not in ("error", "skip"):
@@ -133,6 +137,10 @@ class CaptionData(SeqDataModule):
         self.tokenizer = Tokenizer("word", lowercase=lowercase)
         self._files: dict[str, tuple] | None = None  # user data: split -> (paths, names, captions, where)
         self._loaded: dict[str, tuple] = {}  # split -> (images, names, captions per image)
+        self.augment_args = Augment(**augment) if isinstance(augment, dict) else augment
+        if self.augment_args.temporal:
+            raise DataError("data.init_args.augment: speed and crop_time are for clips; images take "
+                            "hflip, shift, rotate, scale, brightness, contrast and noise")
 
     # -- reading ------------------------------------------------------------------------------
     def _bad(self, problems: list[str], message: str) -> None:
@@ -295,8 +303,16 @@ class CaptionData(SeqDataModule):
         images, kept = self._load_images(paths, [f"{key} ({p})" for p in paths], key)
         return ImageCaptionSet(images, [paths[k] for k in kept], [(k, None, []) for k in range(len(kept))], self.image_size)
 
+    def augment(self, examples: list) -> list:
+        """Training images transformed on the 0-1 pixel scale, each with its own draw."""
+        if not self.augment_args:
+            return examples
+        images = self.augment_args.frames(torch.stack([img for img, _, _, _ in examples]).float() / 255.0, same=False)
+        return [(img, *rest) for img, (_, *rest) in zip(images, examples)]
+
     def collate(self, examples: list) -> OneToManyBatch:
-        images = torch.stack([img for img, _, _, _ in examples]).float().div_(255.0)  # (B, 3, H, W)
+        # (B, 3, H, W) on the 0-1 scale (augmented training images already are)
+        images = torch.stack([img.float() / 255.0 if img.dtype == torch.uint8 else img for img, _, _, _ in examples])
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)
         images = (images - mean) / std

@@ -133,6 +133,9 @@ class OneToManyHead(Head):
         ))
         del self.train_metrics  # training is teacher-forced: nothing decoded to score
 
+    def monitor(self) -> tuple[str, str]:
+        return "val_bleu4", "max"  # greedy BLEU-4 on the validation images, every validation
+
     # -- decoding -----------------------------------------------------------------------------
     def start(self, encoded: Encoded) -> DecoderState:
         """The decoder's state from the region features: (h, c) from their mean, plus what

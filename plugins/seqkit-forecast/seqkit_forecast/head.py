@@ -145,6 +145,10 @@ class ForecastHead(Head):
         if all(s > 0 for s in test_scale) == all(s > 0 for s in mase_scale):
             self.test_metrics = collection(test_scale).clone(prefix="test_")
 
+    def monitor(self) -> tuple[str, str]:
+        # MASE: scale-free and against the seasonal naive forecast (absent for a flat series)
+        return ("val_mase", "min") if "mase" in self.val_metrics else ("val_loss", "min")
+
     # -- forecasting ---------------------------------------------------------------------------
     def _loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.loss_name == "mae":

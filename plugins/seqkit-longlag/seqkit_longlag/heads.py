@@ -39,6 +39,10 @@ def _criterion_metrics() -> dict[str, Any]:
     return {"correct": MeanMetric(), "wrong": SumMetric()}
 
 
+def _monitor(self) -> tuple[str, str]:
+    return "val_wrong", "min"  # the papers' criterion: sequences (or steps) the net gets wrong
+
+
 class LongLagEndHead(ManyToOneHead):
     """One output at the end of each sequence, read from the stack's final state (``Encoded.final``):
     a real value (adding problem) or a class (temporal order). The paper's nets read it with one
@@ -63,6 +67,8 @@ class LongLagEndHead(ManyToOneHead):
         if not self.classify:
             metrics["max_abs_err"] = MaxMetric()
         self.set_metrics(MetricCollection(metrics))
+
+    monitor = _monitor
 
     def _correct(self, pred: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) whether each sequence meets the criterion, and its largest output error."""
@@ -125,6 +131,8 @@ class LongLagStepHead(Head):
             raise SeqkitError(f"{type(self).__name__} needs num_classes in the data's spec")
         self.proj = nn.Linear(input_size, spec.num_classes)
         self.set_metrics(MetricCollection(_criterion_metrics()))
+
+    monitor = _monitor
 
     def forward(self, outputs: torch.Tensor) -> torch.Tensor:
         return self.proj(outputs)  # (B, T, C)

@@ -193,6 +193,10 @@ class Seq2SeqHead(Head):
         ``val_bleu_every``-th validation (never the sanity check)."""
         return stage == "test" or (stage == "val" and self._val_round > 0 and self._val_round % self.val_bleu_every == 0)
 
+    def monitor(self) -> tuple[str, str]:
+        # BLEU when every validation decodes; otherwise the loss, which every validation has
+        return ("val_bleu", "max") if self.val_bleu_every == 1 else ("val_loss", "min")
+
     def metrics(self, stage: str):
         if stage == "val" and not self._decodes(stage):
             return self._val_undecoded

@@ -28,7 +28,7 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
-from seqkit import DataError, Examples, SeqDataModule, pad
+from seqkit import Augment, DataError, Examples, SeqDataModule, pad
 from seqkit_video.io import find_clips, read_clip, read_labels
 from seqkit_video.spec import IGNORE, VideoBatch, VideoSpec
 
@@ -70,6 +70,7 @@ class VideoClipData(SeqDataModule):
         num_test: int = 100,
         min_frames: int = 48,
         max_frames: int = 96,
+        augment: Augment = Augment(),
         **kwargs,
     ) -> None:
         """
@@ -95,6 +96,9 @@ class VideoClipData(SeqDataModule):
             num_test: Generated test clips.
             min_frames: Shortest generated clip.
             max_frames: Longest generated clip.
+            augment: Random transforms of training windows, the same for every frame of a
+                window: flips, shifts, rotation, zoom, brightness, contrast, noise, and
+                frame-rate and start/length jitter (which take the labels along). Off by default.
         """
         super().__init__(**kwargs)
         if isinstance(frame_size, int):
@@ -120,6 +124,7 @@ class VideoClipData(SeqDataModule):
         self.min_frames, self.max_frames = min_frames, max_frames
         self.label_order: Optional[list[str]] = list(labels) if labels else None
         self._cache: dict[str, list[Clip]] = {}
+        self.augment_args = Augment(**augment) if isinstance(augment, dict) else augment
 
     # -- reading -------------------------------------------------------------------------------
     def _conform(self, frames: torch.Tensor) -> torch.Tensor:
@@ -252,6 +257,23 @@ class VideoClipData(SeqDataModule):
         else:
             cuts = [(k, 0, c[1].shape[0]) for k, c in enumerate(clips)]
         return Examples([(clips[k][1][a:b], clips[k][2][a:b], clips[k][0], clips[k][3][a:b]) for k, a, b in cuts])
+
+    def augment(self, examples: list) -> list:
+        """Each training window replayed at a random speed and cut at a random start and length
+        (labels and frame numbers follow), then transformed on the 0-1 pixel scale, one draw for
+        all its frames."""
+        aug = self.augment_args
+        if not aug:
+            return examples
+        out = []
+        for frames, targets, name, numbers in examples:
+            if aug.temporal:
+                index = aug.times(frames.shape[0])
+                frames, targets, numbers = frames[index], targets[index], numbers[index]
+            if aug.spatial:
+                frames = aug.frames(frames.float() / 255.0 if frames.dtype == torch.uint8 else frames)
+            out.append((frames, targets, name, numbers))
+        return out
 
     def collate(self, examples: list) -> VideoBatch:
         mean = torch.tensor(self.mean).view(-1, 1, 1)  # (C, 1, 1)

@@ -63,6 +63,8 @@ class PerFrameHead(PerStepHead):
         hidden_size: int = 0,
         dropout: float = 0.0,
         label_smoothing: float = 0.0,
+        smoothing: float = 0.0,
+        smoothing_clip: float = 4.0,
         background: list[str] = [],  # noqa: B006 - jsonargparse needs a literal default to show
         overlaps: list[float] = [0.1, 0.25, 0.5],  # noqa: B006
         streaming: Optional[bool] = None,
@@ -76,6 +78,11 @@ class PerFrameHead(PerStepHead):
             hidden_size: If > 0, a hidden layer (ReLU) before the output layer.
             dropout: Dropout before the output layer.
             label_smoothing: Label smoothing of the per-frame cross-entropy (Szegedy et al. 2016).
+            smoothing: Weight of MS-TCN's smoothing loss (Farha & Gall 2019; they use 0.15): the
+                squared change of the log-probabilities from one frame to the next, truncated at
+                ``smoothing_clip``, which penalises flickering labels (over-segmentation, the
+                edit score and F1@k) without moving real boundaries much. 0 turns it off.
+            smoothing_clip: The truncation, in log-probability units (MS-TCN's tau, 4).
             background: Labels that form no segment in the segment metrics (MS-TCN leaves out
                 "background"); per-frame accuracy and F1 still count them.
             overlaps: IoU thresholds of the segmental F1 scores, logged as f1@<100 x k>.
@@ -88,6 +95,9 @@ class PerFrameHead(PerStepHead):
             timeline_clips: The most clips drawn in the timeline PNG.
         """
         super().__init__(spec, input_size, hidden_size, dropout, label_smoothing)
+        if smoothing < 0 or smoothing_clip <= 0:
+            raise SeqkitError(f"model.head.init_args.smoothing must be >= 0 and smoothing_clip > 0 (got {smoothing}, {smoothing_clip})")
+        self.smoothing, self.smoothing_clip = smoothing, smoothing_clip
         names = spec.label_names()
         if not self.classify or spec.num_classes < 2 or len(spec.labels) != spec.num_classes:
             raise SeqkitError(f"PerFrameHead needs data with per-frame labels (at least two, named in spec.labels); "
@@ -194,18 +204,32 @@ class PerFrameHead(PerStepHead):
                 full[:, idx] = part
         return out
 
+    def smoothing_loss(self, log_probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """MS-TCN's truncated MSE between each frame's log-probabilities and the previous
+        frame's (detached), averaged over classes, then per clip, then over clips."""
+        step = (log_probs[:, 1:] - log_probs[:, :-1].detach()).pow(2).clamp(max=self.smoothing_clip**2).mean(-1)
+        return _clip_mean(step, mask[:, 1:] & mask[:, :-1])
+
     # -- the contract -------------------------------------------------------------------------
     def loss(self, encoded: Encoded, batch: Batch, stage: str, encode: EncodeFn) -> torch.Tensor:
-        if stage == "train":  # windows: PerStepHead's per-frame loss and frame metrics
+        if stage == "train" and not self.smoothing:  # windows: PerStepHead's per-frame loss and frame metrics
             return super().loss(encoded, batch, stage, encode)
-        log_probs = self.clip_log_probs(encoded, batch, encode)  # (B, T, classes)
+        if stage == "train":  # windows, one pass of the output layer for both losses
+            log_probs = F.log_softmax(self(encoded.outputs), -1)
+        else:
+            log_probs = self.clip_log_probs(encoded, batch, encode)  # (B, T, classes)
         B, T = log_probs.shape[:2]
         lengths = batch.lengths if batch.lengths is not None else torch.full((B,), T, dtype=torch.long)
         lengths = lengths.to(log_probs.device)
         mask = length_mask(lengths, T)  # (B, T)
         # cross-entropy of normalised log-probabilities is their NLL (and smooths labels alike)
         loss = _clip_mean(self.step_losses(log_probs, batch.targets), mask)
+        if self.smoothing:
+            loss = loss + self.smoothing * self.smoothing_loss(log_probs, mask)
         pred = log_probs.detach().argmax(-1)
+        if stage == "train":
+            self.metrics(stage).update(pred[mask], batch.targets[mask])
+            return loss
         metrics = self.metrics(stage)
         metrics["acc"].update(pred[mask], batch.targets[mask])
         metrics["f1"].update(pred[mask], batch.targets[mask])
