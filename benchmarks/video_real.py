@@ -37,11 +37,11 @@ own initial weights and batch order; the data is the same for all):
 The peers run in this process under ``torch.set_num_threads(--threads)``, timed with
 ``time.process_time`` (evaluation on the validation split included, as seqkit's budget includes
 it), Adam with the seqkit config's learning rate, gradient-norm clipping at 1, batches of 16
-whole clips, and random translations of whole clips (up to 3 pixels each way, zero fill, no
-flips: digits are not mirror-symmetric); each keeps the weights of the epoch with the best
-validation frame accuracy. All three are scored by the same code: frame accuracy and macro-F1
-of torchmetrics, and ``seqkit_video.segments``' edit score and F1@{10,25,50} with "background"
-forming no segment, as PerFrameHead's ``background: [background]`` does.
+whole clips, and random translations of whole clips (up to ``--peer-shift`` = 3 pixels each
+way, zero fill; no flips: digits are not mirror-symmetric); each keeps the weights of the epoch
+with the best validation frame accuracy. All three are scored by the same code: frame accuracy
+and macro-F1 of torchmetrics, and ``seqkit_video.segments``' edit score and F1@{10,25,50} with
+"background" forming no segment, as PerFrameHead's ``background: [background]`` does.
 
 Output: a line per system and seed, then a table of mean ± std over the seeds, the ratios
 seqkit / peer of mean test accuracy and edit score, and the budget, threads, machine and load.
@@ -280,7 +280,7 @@ class Scorer:
 
 
 # -- the peers ------------------------------------------------------------------------------------
-PEER = {"channels": 8, "depth": 3, "output_size": 64, "hidden_size": 64, "lr": 0.003, "batch_size": 16, "shift": 3}
+PEER = {"channels": 8, "depth": 3, "output_size": 64, "hidden_size": 64, "lr": 0.003, "batch_size": 16}
 
 
 def _peer_model(kind: str, classes: int):
@@ -358,7 +358,7 @@ def _evaluate(model, clips, names, mean, std) -> dict[str, float]:
     return scorer.compute()
 
 
-def peer_run(kind: str, data: dict, seed: int, budget: float, threads: int) -> tuple[dict, float, float, int]:
+def peer_run(kind: str, data: dict, seed: int, budget: float, threads: int, shift: int) -> tuple[dict, float, float, int]:
     """Test metrics, best validation accuracy, CPU seconds and epochs of one peer and seed."""
     import torch
     import torch.nn.functional as F
@@ -377,7 +377,7 @@ def peer_run(kind: str, data: dict, seed: int, budget: float, threads: int) -> t
     while not over:
         order = rng.permutation(len(train))
         for s in range(0, len(order), PEER["batch_size"]):
-            x, y, lengths = _batch(train, order[s : s + PEER["batch_size"]], names, mean, std, PEER["shift"], rng)
+            x, y, lengths = _batch(train, order[s : s + PEER["batch_size"]], names, mean, std, shift, rng)
             logits = model(x, lengths)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
             opt.zero_grad()
@@ -459,6 +459,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads per process (default: 1)")
     parser.add_argument("--cache", default="~/.cache/seqkit-bench/video_real", help="where the clips are written")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
+    parser.add_argument("--peer-shift", type=int, default=3, help="the peers' largest random translation, pixels (default: 3)")
     parser.add_argument("--override", action="append", default=[], metavar="--KEY=VALUE",
                         help="an extra seqkit fit argument (repeatable), for validation-only trials")
     args = parser.parse_args(argv)
@@ -485,7 +486,7 @@ def main(argv: list[str] | None = None) -> None:
                 if system == "seqkit":
                     out = seqkit_run(config, overrides, seed, args.budget, work, args.threads)
                 else:
-                    out = peer_run(system, data, seed, args.budget, args.threads)
+                    out = peer_run(system, data, seed, args.budget, args.threads, args.peer_shift)
                 results[system].append(out)
                 print(_line(system, seed, *out), flush=True)
 

@@ -300,7 +300,7 @@ def _newest_checkpoint(save_dir, name, which: str) -> str:
         if glob.glob(os.path.join(glob.escape(folder), "*.ckpt")):
             runs.append((int(version) if version.isdigit() else -1, os.path.getmtime(folder), folder))
     if not runs:
-        raise SeqkitError(f"--ckpt_path {which}: no checkpoints of run {name!r} under {root}/version_*/checkpoints/")
+        raise SeqkitError(f"--ckpt_path {which}: no {which}.ckpt of run {name!r} under {root}/version_*/checkpoints/")
     folder = max(runs)[2]
     path = os.path.join(folder, f"{which}.ckpt")
     if os.path.isfile(path):
@@ -575,6 +575,31 @@ def _quiet_vendor_tips() -> None:
             log.addFilter(_NoVendorTips())
 
 
+def keep_freed_memory() -> bool:
+    """Keep the memory a training step frees for the next step, instead of giving it back to the
+    kernel and faulting it in again.
+
+    glibc serves blocks above its mmap threshold (128 KB at first, moved up to 32 MB as it sees
+    them freed) with fresh mappings and returns freed heap tops above its trim threshold to the
+    kernel: every step's activations were new pages. A 120-step video fit spent 2.9 s of its
+    23 s CPU in the kernel with 1.6 M page faults; with the thresholds raised, 0.8 s and 0.25 M
+    (``python benchmarks/video_memory.py``), at the same peak resident memory. Linux with
+    glibc only; ``SEQKIT_MALLOC=system`` keeps glibc's defaults. Returns whether it applied."""
+    if os.environ.get("SEQKIT_MALLOC", "").strip().lower() == "system" or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False  # musl or another C library: nothing to tune
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    if not mallopt(M_MMAP_THRESHOLD, 1 << 30):
+        mallopt(M_MMAP_THRESHOLD, 32 << 20)  # older glibc: at most HEAP_MAX_SIZE / 2
+    return bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("SEQKIT_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
@@ -600,6 +625,7 @@ def main(argv: Optional[list[str]] = None) -> None:
 
             sys.exit(trace_command(argv[1:]))
         _plugins.get_registry()
+        keep_freed_memory()
         argv = _config_layers(_config_from_checkpoint(argv))
         warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
         # seqkit's LengthBucketSampler returns every index when predicting (writers dedupe DDP padding)

@@ -295,3 +295,32 @@ def test_bad_captions_file_is_one_line_error(tmp_path):
     assert proc.returncode == 1
     assert "annotations[0]: image_id 2 is not in 'images'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# -- regularisation and decoding controls -------------------------------------------------------
+def test_decoding_controls_word_dropout_and_augmentation():
+    """min_length and block_ngram_repeat bind the core search's output; word dropout and label
+    smoothing change only the training loss; image augmentation only the training batches."""
+    torch.manual_seed(0)
+    dm = CaptionData(num_train=16, num_val=8, num_test=8, loader={"batch_size": 8, "eval_batch_size": 8},
+                     augment={"shift": 0.1, "brightness": 0.3, "noise": 0.05})
+    dm.setup("fit")
+    batch = next(iter(dm.val_dataloader()))
+    plain = dm.collate([dm.val_set[i] for i in batch.index.tolist()])
+    assert torch.equal(batch.inputs, plain.inputs)  # validation: never augmented
+    train = next(iter(dm.train_dataloader()))
+    assert not torch.allclose(train.inputs, dm.collate([dm.train_set[i] for i in train.index.tolist()]).inputs)
+    model = _tiny_model(dm).eval()  # untrained: its captions repeat words and stop anywhere
+    with torch.no_grad():
+        state = model.head.start(model.encode(batch))
+        for beam in (1, 3):
+            model.head.constraints = {"min_length": 6, "block_ngram_repeat": 1}
+            words = [t.split() for t in model.head.texts(model.head.search(state, beam).tokens)]
+            assert all(len(w) >= 6 for w in words) and all(len(set(w)) == len(w) for w in words), words
+        torch.manual_seed(1)
+        base = model.head.loss(model.encode(batch), batch, "val", model.encode)
+        smoothed = _tiny_model(dm, word_dropout=0.5, label_smoothing=0.1)
+        smoothed.load_state_dict(model.state_dict())
+        smoothed.eval()
+        assert smoothed.head.loss(smoothed.encode(batch), batch, "val", smoothed.encode) == pytest.approx(float(base))
+        assert smoothed.head.loss(smoothed.encode(batch), batch, "train", smoothed.encode) != pytest.approx(float(base))

@@ -84,6 +84,10 @@ class OneToManyHead(Head):
         beam_size: int = 1,
         length_penalty: float = 1.0,
         max_len: Optional[int] = None,
+        min_length: int = 0,
+        block_ngram_repeat: int = 0,
+        word_dropout: float = 0.0,
+        label_smoothing: float = 0.0,
     ) -> None:
         """
         Args:
@@ -105,6 +109,14 @@ class OneToManyHead(Head):
             beam_size: Beam width for test and predict (1 = greedy); validation is greedy.
             length_penalty: Beam search ranks finished outputs by log-prob / length**this.
             max_len: Most tokens to generate (default: the longest training target + <eos>).
+            min_length: The decoder may not end a caption before this many words (the core
+                search's constraint, as in translation).
+            block_ngram_repeat: Never repeat an n-gram of this many words within one caption
+                (OpenNMT-py's option; 0: off) - against "a red a red ..." loops.
+            word_dropout: Probability of replacing each teacher-forced input word by <unk> in
+                training (Bowman et al. 2016), so the decoder leans on the image rather than on
+                the words so far.
+            label_smoothing: Label smoothing of the word cross-entropy (Szegedy et al. 2016).
         """
         super().__init__(spec, input_size)
         vocab = spec.vocabs.get("target")
@@ -117,6 +129,14 @@ class OneToManyHead(Head):
             raise SeqkitError(f"model.head.init_args.teacher_forcing must be in [0, 1], got {teacher_forcing}")
         if beam_size < 1:
             raise SeqkitError(f"model.head.init_args.beam_size must be >= 1, got {beam_size}")
+        for name, value in (("min_length", min_length), ("block_ngram_repeat", block_ngram_repeat)):
+            if value < 0:
+                raise SeqkitError(f"model.head.init_args.{name} must be >= 0, got {value}")
+        for name, value in (("word_dropout", word_dropout), ("label_smoothing", label_smoothing)):
+            if not 0.0 <= value < 1.0:
+                raise SeqkitError(f"model.head.init_args.{name} must be in [0, 1), got {value}")
+        self.constraints = {"min_length": min_length, "block_ngram_repeat": block_ngram_repeat}
+        self.word_dropout, self.label_smoothing = word_dropout, label_smoothing
         self.vocab = vocab
         self.mode = mode
         self.teacher_forcing, self.attention_reg = teacher_forcing, attention_reg
@@ -146,7 +166,7 @@ class OneToManyHead(Head):
         """Decode a batch from its initial state: greedy (beam_size 1) or beam search."""
         v = self.vocab
         return self.decoder.generate(state, v.bos_id, v.eos_id, self.max_len, beam_size, self.length_penalty,
-                                     pad_id=v.pad_id)
+                                     pad_id=v.pad_id, **self.constraints)
 
     def texts(self, tokens: torch.Tensor) -> list[str]:
         """Decoded ids (B, L) as space-joined tokens, the form references are compared in."""
@@ -167,12 +187,18 @@ class OneToManyHead(Head):
             tf_state = state
         lengths = batch.target_lengths.to(targets.device)  # (C,) with <bos> and <eos>
         targets = targets.masked_fill(~length_mask(lengths, T1), self.vocab.pad_id)  # padding never counts
-        logits, alphas = self.decoder.teacher_forced(tf_state, targets[:, :-1], self.teacher_forcing)  # (C, T, V)
+        inputs = targets[:, :-1]
+        if stage == "train" and self.word_dropout > 0:
+            drop = (torch.rand(inputs.shape, device=inputs.device) < self.word_dropout) & (inputs != self.vocab.pad_id)
+            drop[:, 0] = False  # <bos> stays
+            inputs = inputs.masked_fill(drop, self.vocab.unk_id)
+        logits, alphas = self.decoder.teacher_forced(tf_state, inputs, self.teacher_forcing)  # (C, T, V)
         gold = targets[:, 1:]  # (C, T)
         T = gold.shape[1]
         n = (lengths - 1).clamp(min=1)  # (C,) real target steps
         mask = length_mask(n, T).to(logits.dtype)  # (C, T)
-        nll = F.cross_entropy(logits.transpose(1, 2), gold, reduction="none") * mask  # (C, T)
+        smoothing = self.label_smoothing if stage == "train" else 0.0  # validation loss stays the NLL
+        nll = F.cross_entropy(logits.transpose(1, 2), gold, reduction="none", label_smoothing=smoothing) * mask  # (C, T)
         per_caption = nll.sum(1) / n.to(nll.dtype)  # (C,) mean per word
         if alphas is not None and self.attention_reg > 0:
             cover = (alphas * mask.unsqueeze(-1)).sum(1)  # (C, S)

@@ -2,7 +2,7 @@
 ``PerStepHead``), segment metrics and a video data module with a generated default task."""
 
 from seqkit_video.data import VideoClipData
-from seqkit_video.encoders import Clip3DCNN, FrameCNN, TorchvisionFrames
+from seqkit_video.encoders import Clip3DCNN, FeatureFrames, FrameCNN, TorchvisionFrames
 from seqkit_video.head import PerFrameHead
 from seqkit_video.segments import EditScore, SegmentF1
 from seqkit_video.spec import IGNORE, VideoBatch, VideoSpec
@@ -11,6 +11,7 @@ __all__ = [
     "IGNORE",
     "Clip3DCNN",
     "EditScore",
+    "FeatureFrames",
     "FrameCNN",
     "PerFrameHead",
     "SegmentF1",

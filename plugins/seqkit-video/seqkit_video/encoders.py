@@ -7,6 +7,9 @@
   Classification of Dynamic Hand Gestures with Recurrent 3D Convolutional Neural Networks").
 - :class:`TorchvisionFrames`: any torchvision image classifier with its classifier removed,
   applied per frame; only when torchvision is installed.
+- :class:`FeatureFrames`: precomputed per-frame features (I3D and the like, read from (T, F) or
+  (F, T) arrays), with dropout and an optional projection - what action-segmentation models
+  (MS-TCN, ASFormer) train on.
 
 Padding frames never change the features of real frames: the 2D encoders only run on real
 frames, and the 3D CNN zeroes padding after every layer, exactly as its zero padding at the end
@@ -114,6 +117,45 @@ class FrameCNN(InputEncoder):
         B, T = inputs.shape[:2]  # batch, frames; then C, H, W
         frames, mask = _real_frames(inputs, lengths)  # (N, C, H, W)
         return _scatter(self.net(frames), mask, B, T)  # (B, T, D)
+
+
+class FeatureFrames(InputEncoder):
+    """Precomputed per-frame features as they are (``output_size: 0``) or through one linear
+    layer and ReLU, with dropout on the features first (Srivastava et al. 2014; MS-TCN drops
+    whole feature channels: ``channel_dropout``)."""
+
+    def __init__(self, spec: Spec, output_size: int = 0, dropout: float = 0.0, channel_dropout: float = 0.0) -> None:
+        """
+        Args:
+            spec: Sizes from the data module (linked automatically); frames must be (F, 1, 1)
+                features (data.init_args with .npy arrays shaped (T, F) or (F, T)).
+            output_size: Size of a linear projection (with ReLU) of each frame's features; 0
+                keeps the F features.
+            dropout: Dropout on each feature value.
+            channel_dropout: Dropout of whole feature channels, the same for every frame of a
+                clip (MS-TCN's Dropout2d on the input).
+        """
+        super().__init__(spec)
+        C, H, W = _frame_shape(spec, "FeatureFrames")
+        if (H, W) != (1, 1):
+            raise SeqkitError(f"FeatureFrames needs per-frame feature arrays ((T, F) or (F, T) .npy files), "
+                              f"but the frames are {C}x{H}x{W} images; use FrameCNN or Clip3DCNN")
+        if output_size < 0 or not (0 <= dropout < 1 and 0 <= channel_dropout < 1):
+            raise SeqkitError(f"FeatureFrames: output_size must be >= 0 and dropout, channel_dropout in [0, 1) "
+                              f"(got {output_size}, {dropout}, {channel_dropout})")
+        self.drop, self.channel_dropout = nn.Dropout(dropout), channel_dropout
+        self.proj = nn.Sequential(nn.Linear(C, output_size), nn.ReLU()) if output_size else nn.Identity()
+        self.output_size = output_size or C
+
+    def forward(self, inputs: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        x = inputs.flatten(2)  # (B, T, F)
+        if self.training and self.channel_dropout:
+            keep = torch.rand(x.shape[0], 1, x.shape[2], device=x.device) >= self.channel_dropout
+            x = x * keep / (1 - self.channel_dropout)
+        out = self.proj(self.drop(x))
+        if lengths is not None:  # padding stays zero
+            out = out * length_mask(lengths.to(out.device), out.shape[1]).unsqueeze(-1)
+        return out
 
 
 class Clip3DCNN(InputEncoder):

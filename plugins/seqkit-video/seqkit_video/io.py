@@ -5,11 +5,16 @@ A clip is one of:
 - a folder of frame images (``.png``, ``.jpg``, ``.jpeg``, read with Pillow), in the order of
   the numbers in their names (``frame_2.png`` before ``frame_10.png``);
 - a ``.npy`` or ``.pt`` array shaped (T, C, H, W) or (T, H, W);
-- a video file (``.mp4``, ``.avi``, ...), decoded with PyAV or torchvision when one is installed.
+- a video file (``.mp4``, ``.avi``, ...), decoded with PyAV or torchvision when one is installed;
+- a ``.npy`` or ``.pt`` array shaped (T, F) or (F, T): precomputed per-frame features (I3D and
+  the like), which the data module orients by the label count.
 
-Its labels sit next to it in ``<clip name>.csv`` or ``<clip name>.json``: one label per frame,
-or segments ``(start, end, label)`` with frame numbers counted from 0 and ``end`` exclusive.
-Every error names the file at fault.
+Its labels sit next to it in ``<clip name>.csv`` or ``<clip name>.json``, inside a frame folder
+as ``labels.csv`` / ``labels.json`` / ``labels.txt``, or in a separate labels folder (also
+``<clip name>.txt``, one label name per line: MS-TCN's ``groundTruth``): one label per frame, or
+segments ``(start, end, label)`` with frame numbers counted from 0 and ``end`` exclusive. An
+annotation list (:func:`read_clip_list`) names clips and label files explicitly. Every error names
+the file at fault.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import csv
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,41 +53,78 @@ class ClipSource:
     labels: str | None = None
 
 
-def find_clips(folder: str, need_labels: bool) -> list[ClipSource]:
-    """The clips of ``folder`` with their label files, sorted by name."""
+def _clip_kind(path: str) -> str | None:
+    if os.path.isdir(path):
+        return "frames"
+    ext = os.path.splitext(path)[1].lower()
+    return "array" if ext in ARRAY_EXTS else "video" if ext in VIDEO_EXTS else None
+
+
+def _inner_labels(folder: str) -> str | None:
+    """A frame folder's own ``labels.csv`` / ``labels.json`` / ``labels.txt``."""
+    found = [os.path.join(folder, f"labels{ext}") for ext in (*LABEL_EXTS, ".txt")]
+    found = [p for p in found if os.path.isfile(p)]
+    if len(found) > 1:
+        raise DataError(f"{folder}: the frame folder has two label files ({found[0]} and {found[1]}); keep one")
+    return found[0] if found else None
+
+
+def _label_files(folder: str, exts: tuple[str, ...]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for entry in sorted(os.listdir(folder)):
+        stem, ext = os.path.splitext(entry)
+        if entry.startswith(".") or ext.lower() not in exts or not os.path.isfile(os.path.join(folder, entry)):
+            continue
+        path = os.path.join(folder, entry)
+        if stem in labels:
+            raise DataError(f"{path}: clip {stem!r} has two label files ({labels[stem]} and {path}); keep one")
+        labels[stem] = path
+    return labels
+
+
+def find_clips(folder: str, need_labels: bool, labels_dir: str | None = None, strict: bool = True) -> list[ClipSource]:
+    """The clips of ``folder`` with their label files, sorted by name.
+
+    Labels are ``<clip name>.csv|.json`` next to the clip, a frame folder's own ``labels.*``, or,
+    with ``labels_dir``, ``labels_dir/<clip name>.csv|.json|.txt``. Label files that match no clip
+    are an error, or with ``strict=False`` (a labels folder shared by several splits) a warning
+    with their count."""
     if not os.path.isdir(folder):
         raise DataError(f"clip folder not found: {folder}")
+    if labels_dir is not None and not os.path.isdir(labels_dir):
+        raise DataError(f"labels folder not found: {labels_dir}")
     clips: dict[str, ClipSource] = {}
-    labels: dict[str, str] = {}
     for entry in sorted(os.listdir(folder)):
         if entry.startswith("."):
             continue
         path = os.path.join(folder, entry)
-        stem, ext = os.path.splitext(entry)
-        ext = ext.lower()
-        if os.path.isdir(path):
-            kind, stem = "frames", entry
-        elif ext in ARRAY_EXTS:
-            kind = "array"
-        elif ext in VIDEO_EXTS:
-            kind = "video"
-        elif ext in LABEL_EXTS:
-            if stem in labels:
-                raise DataError(f"{path}: clip {stem!r} has two label files ({labels[stem]} and {path}); keep one")
-            labels[stem] = path
-            continue
-        else:
-            continue  # README, notes: not ours
+        kind = _clip_kind(path)
+        if kind is None:
+            continue  # label files, README, notes
+        stem = entry if kind == "frames" else os.path.splitext(entry)[0]
         if stem in clips:
             raise DataError(f"{path}: clip {stem!r} is given twice ({clips[stem].path} and {path}); keep one")
         clips[stem] = ClipSource(stem, path, kind)
-    for stem, path in labels.items():
-        if stem not in clips:
-            raise DataError(
-                f"{path}: labels for clip {stem!r}, but {folder} has no frame folder, array "
-                f"({', '.join(ARRAY_EXTS)}) or video file named {stem!r}"
-            )
-        clips[stem].labels = path
+    if labels_dir is None:
+        labels = _label_files(folder, LABEL_EXTS)
+        where = folder
+    else:
+        labels = _label_files(labels_dir, (*LABEL_EXTS, ".txt"))
+        where = labels_dir
+    unmatched = sorted(stem for stem in labels if stem not in clips)
+    if unmatched and (strict or labels_dir is None):
+        raise DataError(
+            f"{labels[unmatched[0]]}: labels for clip {unmatched[0]!r}, but {folder} has no frame folder, array "
+            f"({', '.join(ARRAY_EXTS)}) or video file named {unmatched[0]!r}"
+            + (f" ({len(unmatched)} label files in {where} match no clip)" if len(unmatched) > 1 else "")
+        )
+    if unmatched:
+        warnings.warn(f"{len(unmatched)} of the {len(labels)} label files in {labels_dir} match no clip in {folder} "
+                      f"(e.g. {os.path.basename(labels[unmatched[0]])}); they are not used here", stacklevel=2)
+    for stem, clip in clips.items():
+        clip.labels = labels.get(stem)
+        if clip.labels is None and clip.kind == "frames":
+            clip.labels = _inner_labels(clip.path)
     if not clips:
         raise DataError(
             f"{folder}: no clips found (expected folders of {'/'.join(IMAGE_EXTS)} frames, "
@@ -90,8 +133,94 @@ def find_clips(folder: str, need_labels: bool) -> list[ClipSource]:
     if need_labels:
         for clip in clips.values():
             if clip.labels is None:
-                raise DataError(f"{clip.path}: no labels; add {clip.name}.csv or {clip.name}.json next to it")
+                hint = f"{labels_dir}/{clip.name}.csv" if labels_dir else f"{clip.name}.csv or {clip.name}.json next to it"
+                raise DataError(f"{clip.path}: no labels; add {hint}")
     return [clips[k] for k in sorted(clips)]
+
+
+def read_clip_list(path: str, need_labels: bool, clips_dir: str | None = None, labels_dir: str | None = None) -> list[ClipSource]:
+    """The clips an annotation list names, in its order.
+
+    - ``.csv``: a header with a clip column (``clip``, ``clip_path``, ``video`` or ``path``) and
+      optionally a labels column (``labels``, ``label_path``, ``label`` or ``annotation``);
+    - ``.json``: a list of ``{"clip": ..., "labels": ...}`` objects (or ``clip_path`` / ``label_path``);
+    - ``.bundle`` or ``.txt``: one clip name per line, MS-TCN's ``splits/*.bundle``: the clip is
+      the file of that name (any extension) in ``clips_dir``, its labels ``labels_dir/<name>.txt``
+      (or .csv / .json).
+
+    Relative paths are relative to the list's folder, or to ``clips_dir`` and ``labels_dir``
+    when those are set. Every error names the list's file and line."""
+    base = os.path.dirname(os.path.abspath(path))
+    ext = os.path.splitext(path)[1].lower()
+    entries: list[tuple[str, str, str | None]] = []  # (where, clip, labels)
+    try:
+        if ext == ".csv":
+            with open(path, encoding="utf-8", newline="") as fh:
+                rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(fh), 1) if any(c.strip() for c in row)]
+            if not rows:
+                raise DataError(f"{path}: the clip list is empty")
+            header = [c.lower() for c in rows[0][1]]
+            clip_col = next((header.index(c) for c in ("clip", "clip_path", "video", "path") if c in header), None)
+            label_col = next((header.index(c) for c in ("labels", "label_path", "label", "annotation") if c in header), None)
+            if clip_col is None:
+                raise DataError(f"{path}:1: expected a header with a clip column (clip, clip_path, video or path) "
+                                f"and a labels column (labels, label_path, label or annotation), found {rows[0][1]}")
+            for n, row in rows[1:]:
+                if len(row) <= max(clip_col, label_col or 0):
+                    raise DataError(f"{path}:{n}: expected {len(header)} columns, found {len(row)}")
+                entries.append((f"{path}:{n}", row[clip_col], row[label_col] or None if label_col is not None else None))
+        elif ext == ".json":
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            if not isinstance(data, list):
+                raise DataError(f"{path}: expected a list of {{\"clip\": ..., \"labels\": ...}} objects")
+            for k, item in enumerate(data, 1):
+                clip = item.get("clip", item.get("clip_path")) if isinstance(item, dict) else None
+                if not isinstance(clip, str):
+                    raise DataError(f"{path} (item {k}): expected an object with \"clip\" (and \"labels\"), found {item!r}")
+                entries.append((f"{path} (item {k})", clip, item.get("labels", item.get("label_path"))))
+        elif ext in (".bundle", ".txt"):
+            with open(path, encoding="utf-8") as fh:
+                names = [(n, line.strip()) for n, line in enumerate(fh, 1) if line.strip()]
+            for n, name in names:
+                entries.append((f"{path}:{n}", os.path.splitext(name)[0] if not os.path.isdir(os.path.join(clips_dir or base, name)) else name, None))
+        else:
+            raise DataError(f"{path}: a clip list is .csv, .json, .bundle or .txt")
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read the clip list ({exc})") from exc
+    if not entries:
+        raise DataError(f"{path}: the clip list names no clips")
+    out, seen = [], {}
+    for where, clip, labels in entries:
+        if ext in (".bundle", ".txt"):
+            root = clips_dir or base
+            candidates = [os.path.join(root, clip)] + [os.path.join(root, clip + e) for e in (*ARRAY_EXTS, *VIDEO_EXTS)]
+            clip_path = next((c for c in candidates if _clip_kind(c) and os.path.exists(c)), None)
+            if clip_path is None:
+                raise DataError(f"{where}: no clip named {clip!r} in {root} (a frame folder, {'/'.join(ARRAY_EXTS)} array or video)")
+            lroot = labels_dir or base
+            found = [os.path.join(lroot, clip + e) for e in (".txt", *LABEL_EXTS) if os.path.isfile(os.path.join(lroot, clip + e))]
+            labels = found[0] if found else None
+            name = clip
+        else:
+            clip_path = clip if os.path.isabs(clip) else os.path.join(clips_dir or base, clip)
+            if labels is not None and not os.path.isabs(labels):
+                labels = os.path.join(labels_dir or base, labels)
+            if not os.path.exists(clip_path) or _clip_kind(clip_path) is None:
+                raise DataError(f"{where}: clip not found or of no known kind: {clip_path}")
+            if labels is not None and not os.path.isfile(labels):
+                raise DataError(f"{where}: label file not found: {labels}")
+            name = os.path.basename(clip_path.rstrip(os.sep))
+            name = name if os.path.isdir(clip_path) else os.path.splitext(name)[0]
+        if labels is None and _clip_kind(clip_path) == "frames":
+            labels = _inner_labels(clip_path)
+        if need_labels and labels is None:
+            raise DataError(f"{where}: clip {clip_path} has no labels")
+        if name in seen:
+            raise DataError(f"{where}: clip {name!r} is listed twice (also at {seen[name]})")
+        seen[name] = where
+        out.append(ClipSource(name, clip_path, _clip_kind(clip_path), labels))
+    return out
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -163,10 +292,17 @@ def read_array(path: str) -> torch.Tensor:
         raise DataError(f"{path}: cannot read array ({type(exc).__name__}: {exc})") from exc
     if not isinstance(data, torch.Tensor):
         raise DataError(f"{path}: expected one tensor shaped (T, C, H, W) or (T, H, W), found {type(data).__name__}")
+    if data.ndim == 2:  # per-frame features, (T, F) or (F, T): the data module orients them
+        if 0 in data.shape:
+            raise DataError(f"{path}: empty feature array, shape {tuple(data.shape)}")
+        if not torch.isfinite(data.float()).all():
+            raise DataError(f"{path}: the array holds NaN or infinite values")
+        return data.float().contiguous()
     if data.ndim == 3:
         data = data.unsqueeze(1)
     if data.ndim != 4:
-        raise DataError(f"{path}: expected an array shaped (T, C, H, W) or (T, H, W), found shape {tuple(data.shape)}")
+        raise DataError(f"{path}: expected an array shaped (T, C, H, W) or (T, H, W) (frames), or (T, F) / (F, T) "
+                        f"(per-frame features), found shape {tuple(data.shape)}")
     if data.shape[1] not in (1, 3) and data.shape[-1] in (1, 3):
         raise DataError(
             f"{path}: shape {tuple(data.shape)} looks channels-last; save frames as (T, C, H, W) "
@@ -257,6 +393,15 @@ def read_labels(path: str, num_frames: int) -> list[str]:
     columns are segments. JSON: a list of labels, ``{"labels": [...]}``, or segments as
     ``{"segments": [{"start": 0, "end": 12, "label": "walk"}, ...]}`` or ``[[0, 12, "walk"], ...]``.
     """
+    if path.lower().endswith(".txt"):  # MS-TCN's groundTruth/*.txt: one label name per line
+        try:
+            with open(path, encoding="utf-8") as fh:
+                labels = [line.strip() for line in fh if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: cannot read labels ({exc})") from exc
+        if len(labels) != num_frames:
+            raise DataError(f"{path}: {len(labels)} labels for {num_frames} frames; give exactly one label per frame")
+        return labels
     if path.lower().endswith(".json"):
         try:
             with open(path, encoding="utf-8") as fh:

@@ -6,9 +6,10 @@ from seqkit import hookimpl
 
 @hookimpl
 def seqkit_register_encoders(register):
-    from seqkit_video.encoders import Clip3DCNN, FrameCNN, TorchvisionFrames
+    from seqkit_video.encoders import Clip3DCNN, FeatureFrames, FrameCNN, TorchvisionFrames
 
     register(FrameCNN)
+    register(FeatureFrames)
     register(Clip3DCNN)
     register(TorchvisionFrames)  # registered even without torchvision: it explains what to install
 
