@@ -7,8 +7,9 @@ which is what video needs: a clip flipped, shifted or darkened frame by frame wo
 different motion. Temporal jitter is an index resampling, done here. Kornia is imported only
 when an augmentation is switched on; the plugins that use this module depend on it.
 
-Data modules call :meth:`Augment.clip` from :meth:`seqkit.SeqDataModule.augment`, which the
-loaders run on training batches only: validation, test and predict never see it.
+Data modules call :meth:`Augment.frames` and :meth:`Augment.times` from
+:meth:`seqkit.SeqDataModule.augment`, which the loaders run on training batches only:
+validation, test and predict never see it.
 """
 
 from __future__ import annotations

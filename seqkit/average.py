@@ -28,11 +28,12 @@ DROPPED = ("optimizer_states", "lr_schedulers", "callbacks", "loops")
 
 
 def _inputs(paths: list[str], last: int | None) -> list[str]:
-    """The checkpoint files named, folders expanded to their *.ckpt (oldest first by step)."""
+    """The checkpoint files named, folders expanded to their *.ckpt (oldest first by file time)
+    except last.ckpt and best.ckpt, which repeat a step the folder already holds."""
     files = []
     for path in paths:
         if os.path.isdir(path):
-            found = [f for f in glob.glob(os.path.join(path, "*.ckpt")) if os.path.basename(f) != "last.ckpt"]
+            found = [f for f in glob.glob(os.path.join(path, "*.ckpt")) if os.path.basename(f) not in ("last.ckpt", "best.ckpt")]
             if not found:
                 raise SeqkitError(f"seqkit average: no *.ckpt files in {path}")
             files += sorted(found, key=os.path.getmtime)

@@ -267,6 +267,8 @@ class SeqkitCLI(LightningCLI):
         main validation metric (:meth:`seqkit.Head.monitor`) and ``last.ckpt``."""
         from lightning.pytorch.callbacks import ModelCheckpoint
 
+        if self.trainer.limit_val_batches == 0:
+            return  # no validation: nothing to select by (last.ckpt is the run's checkpoint)
         configured = self.config[self.subcommand].get("trainer", {}).get("callbacks") or []
         for cb in configured if isinstance(configured, list) else [configured]:
             path = str(getattr(cb, "class_path", cb))
@@ -633,6 +635,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
         # the optimizer: section replaces SequenceModel's default Adam, as documented
         warnings.filterwarnings("ignore", message=".*configure_optimizers` will be overridden by.*")
+        # seqkit's checkpoints are read for weights; the callbacks that wrote them need not be rebuilt
+        warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint need to be provided.*")
         _quiet_vendor_tips()
         SeqkitCLI(args=argv)
     except SystemExit as exc:

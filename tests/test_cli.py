@@ -131,12 +131,14 @@ def test_predict_from_checkpoint_alone_in_input_order(tmp_path):
     assert set(fwd[0]) == {"index", "label", "p_a", "p_b", "p_c", "p_d"}
 
 
-def test_ckpt_path_last_outside_fit_is_refused(capsys):
-    """Lightning would test untrained weights with a warning; seqkit stops with a clear line."""
+def test_ckpt_path_last_with_no_run_is_one_line(capsys, tmp_path, monkeypatch):
+    """Lightning would test untrained weights with a warning; seqkit looks for the config's newest
+    run (tests/test_model_selection.py) and, finding none, stops with a clear line."""
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         main(["test", "--config", str(TASK), "--ckpt_path", "last"])
     assert exit_info.value.code != 0
-    assert "--ckpt_path last: a new test run has no checkpoints of its own" in capsys.readouterr().err
+    assert "--ckpt_path last: no last.ckpt of run 'classify' under runs/classify/version_*/checkpoints/" in capsys.readouterr().err
 
 
 def test_help_shows_the_valid_ranges(capsys):

@@ -82,6 +82,7 @@ class OneToManyHead(Head):
         teacher_forcing: float = 1.0,
         attention_reg: float = 0.0,
         beam_size: int = 1,
+        val_beam_size: int = 1,
         length_penalty: float = 1.0,
         max_len: Optional[int] = None,
         min_length: int = 0,
@@ -106,7 +107,10 @@ class OneToManyHead(Head):
                 previous prediction) at each training step; 1.0 is plain teacher forcing.
             attention_reg: Weight of the doubly stochastic attention penalty (Xu et al. 2015,
                 eq. 14); 0 turns it off.
-            beam_size: Beam width for test and predict (1 = greedy); validation is greedy.
+            beam_size: Beam width for test and predict (1 = greedy).
+            val_beam_size: Beam width for validation BLEU (1, greedy, keeps validation cheap);
+                ``seqkit validate --model.head.init_args.val_beam_size=3`` measures a beam on
+                the validation images, to choose ``beam_size`` there and not on test.
             length_penalty: Beam search ranks finished outputs by log-prob / length**this.
             max_len: Most tokens to generate (default: the longest training target + <eos>).
             min_length: The decoder may not end a caption before this many words (the core
@@ -127,8 +131,9 @@ class OneToManyHead(Head):
             raise SeqkitError(f"model.head.init_args.mode: unknown mode {mode!r}; choose show_tell or show_attend_tell")
         if not 0.0 <= teacher_forcing <= 1.0:
             raise SeqkitError(f"model.head.init_args.teacher_forcing must be in [0, 1], got {teacher_forcing}")
-        if beam_size < 1:
-            raise SeqkitError(f"model.head.init_args.beam_size must be >= 1, got {beam_size}")
+        if beam_size < 1 or val_beam_size < 1:
+            raise SeqkitError(f"model.head.init_args.beam_size and val_beam_size must be >= 1, got {beam_size}, {val_beam_size}")
+        self.val_beam_size = val_beam_size
         for name, value in (("min_length", min_length), ("block_ngram_repeat", block_ngram_repeat)):
             if value < 0:
                 raise SeqkitError(f"model.head.init_args.{name} must be >= 0, got {value}")
@@ -210,7 +215,7 @@ class OneToManyHead(Head):
         metrics = self.metrics(stage)
         if metrics is not None:
             with torch.no_grad():
-                hyps = self.search(state, 1 if stage == "val" else self.beam_size)
+                hyps = self.search(state, self.val_beam_size if stage == "val" else self.beam_size)
             metrics.update(self.texts(hyps.tokens), batch.references)
             self._record_attention(batch, hyps)
         return loss
