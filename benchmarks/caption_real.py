@@ -49,6 +49,12 @@ Output: one line per seed, then one table with mean ± std and the ratios seqkit
 sampling, augmentation, AdamW weight decay, ...) and scores each best checkpoint on the
 VALIDATION set, greedy and with beam 3 (``seqkit predict`` with the validation file given as the
 test split); the test set is never read.
+
+Measured (``--budget 300 --seeds 2 --threads 1``, 2 shared x86_64 cores, load average 2-5):
+test sacreBLEU-4 seqkit 0.846 ± 0.004, Show-and-Tell 0.828 ± 0.004, retrieval 0.473 (ratios
+1.022 and 1.789); exact match 0.055 ± 0.078 against 0.152 ± 0.073 and 0.000. Every system
+mostly names a digit seen in training with the caption's colour: the held-out pairs are hard,
+and exact match and validation BLEU vary much from seed to seed and epoch to epoch.
 """
 
 from __future__ import annotations
