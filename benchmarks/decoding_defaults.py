@@ -55,10 +55,11 @@ def main() -> None:
                 if not m:
                     sys.exit(f"decoding_defaults: no {METRIC[name]} in the validate output of {name}:\n{out[-2000:]}")
                 scores[k] = float(m.group(1))
-        best = max(scores, key=lambda k: (scores[k], -k))  # ties: the cheaper search
+        top = max(scores.values())
+        best = [k for k, v in scores.items() if v == top]
         line = "  ".join(f"beam {k}: {v:.4f}" for k, v in scores.items())
-        print(f"{name:12s} {METRIC[name]}  {line}   best on validation: beam {best}   (fit {fit_wall / 60:.1f} min wall)",
-              flush=True)
+        print(f"{name:12s} {METRIC[name]}  {line}   best on validation: beam {' = '.join(map(str, best))}"
+              f"   (fit {fit_wall / 60:.1f} min wall)", flush=True)
     print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs")
 
 

@@ -58,6 +58,8 @@ def _scatter(features: torch.Tensor, mask: Optional[torch.Tensor], B: int, T: in
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":  # FrameCNN runs on real frames only, so padding never enters the statistics
+        return nn.BatchNorm2d(channels)
     # groups of up to 8 channels; GroupNorm(1, C) would be LayerNorm over the whole frame
     return nn.GroupNorm(max(1, channels // 8), channels) if kind == "group" else nn.Identity()
 
@@ -74,7 +76,7 @@ class FrameCNN(InputEncoder):
         growth: float = 2.0,
         kernel_size: int = 3,
         pool: Literal["flatten", "avg"] = "flatten",
-        norm: Literal["group", "none"] = "group",
+        norm: Literal["group", "batch", "none"] = "group",
         output_size: int = 128,
         dropout: float = 0.0,
     ) -> None:
@@ -87,7 +89,9 @@ class FrameCNN(InputEncoder):
             kernel_size: Side of the square conv kernels (odd).
             pool: "flatten" keeps where things are in the frame (needed to see motion);
                 "avg" averages over the frame (fewer weights, position-blind).
-            norm: "group" (GroupNorm per frame) or "none".
+            norm: "group" (GroupNorm per frame), "batch" (BatchNorm2d over the batch's real
+                frames: often faster to train; under DDP set trainer.sync_batchnorm for the same
+                statistics as one process) or "none".
             output_size: Size D of each frame's feature vector.
             dropout: Dropout on the frame features.
         """
