@@ -505,3 +505,18 @@ def test_predict_from_checkpoint_alone_once_training_clips_are_deleted(clip_dir,
     assert after == before
     rows = list(csv.DictReader(before.splitlines()))
     assert {r["clip"] for r in rows} == set(truth["test"]) and len(rows) == sum(map(len, truth["test"].values()))
+
+
+def test_batchnorm_frames_ignore_padding_in_training():
+    """norm: batch takes its batch statistics from real frames only: what padding holds changes
+    nothing, also in training mode."""
+    spec = VideoSpec(input_size=64, num_classes=3, labels=["x", "y", "z"], frame_shape=[1, 8, 8])
+    torch.manual_seed(0)
+    enc = FrameCNN(spec, channels=4, depth=2, output_size=8, norm="batch").train()
+    x = torch.randn(2, 5, 1, 8, 8)
+    lengths = torch.tensor([5, 3])
+    garbage = x.clone()
+    garbage[1, 3:] = 1e3
+    a, b = enc(x, lengths), enc(garbage, lengths)
+    torch.testing.assert_close(a[0], b[0])
+    torch.testing.assert_close(a[1, :3], b[1, :3])
