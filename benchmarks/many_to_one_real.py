@@ -35,7 +35,6 @@ import csv
 import glob
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from seqkit_runs import fit_and_test  # noqa: E402
 SECTIONS = 10
 PER_SECTION = {"train": 300, "val": 100, "test": 200}
 
@@ -158,36 +159,11 @@ def tfidf_logreg(paths: dict[str, str], budget: float) -> tuple[float, float, st
 
 
 # -- seqkit -------------------------------------------------------------------------------------
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _seqkit(args: list[str], env: dict[str, str]) -> None:
-    run = subprocess.run([sys.executable, "-m", "seqkit", *args], env=env, capture_output=True, text=True)
-    if run.returncode != 0:
-        _fail(f"seqkit {' '.join(args[:3])} failed:\n{run.stderr[-3000:]}")
-
-
 def seqkit_run(config: str, overrides: list[str], seed: int, budget: float, work: str,
                threads: int) -> tuple[float, float]:
     """Test accuracy and CPU seconds (fit and test processes) of one seed."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
-    layer = os.path.join(work, "budget.yaml")
-    with open(layer, "w") as f:  # the config's callbacks plus the budget (a later list replaces the first)
-        f.write("trainer:\n  callbacks:\n"
-                "    - class_path: ModelCheckpoint\n      init_args: {monitor: val_acc, mode: max}\n"
-                f"    - class_path: seqkit.TimeBudget\n      init_args: {{seconds: {budget - 15:.0f}, clock: cpu}}\n")
-    name = f"seed{seed}"
-    before = _children_cpu()
-    _seqkit(["fit", "--config", config, "--config", layer, f"--seed_everything={seed}", *overrides,
-             f"--trainer.logger.init_args.save_dir={work}", f"--trainer.logger.init_args.name={name}"], env)
-    ckpts = sorted(glob.glob(os.path.join(work, name, "version_0", "checkpoints", "*.ckpt")))
-    best = [c for c in ckpts if not c.endswith("last.ckpt")] or ckpts
-    _seqkit(["test", f"--ckpt_path={best[0]}", f"--trainer.logger.init_args.save_dir={work}",
-             f"--trainer.logger.init_args.name={name}-test"], env)
-    cpu = _children_cpu() - before
-    with open(os.path.join(work, f"{name}-test", "version_0", "metrics.csv")) as f:
+    _, test_csv, cpu = fit_and_test(config, overrides, seed, budget, work, threads, "many_to_one_real")
+    with open(test_csv) as f:
         row = next(csv.DictReader(f))
     return float(row["test_acc"]), cpu
 
@@ -232,7 +208,6 @@ def main(argv: list[str] | None = None) -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     if args.part == "forecast":
-        sys.path.insert(0, HERE)
         from many_to_one_forecast import main as forecast
 
         forecast(args)

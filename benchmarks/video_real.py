@@ -59,9 +59,7 @@ import glob
 import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,6 +67,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from seqkit_runs import fit_and_test  # noqa: E402
 CLIPS = {"train": 600, "val": 150, "test": 150}
 IMAGE_SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}
 CANVAS, DIGIT = 32, 16
@@ -401,46 +401,18 @@ def peer_run(kind: str, data: dict, seed: int, budget: float, threads: int, shif
 
 
 # -- seqkit ---------------------------------------------------------------------------------------
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _seqkit(args: list[str], env: dict[str, str]) -> str:
-    run = subprocess.run([sys.executable, "-m", "seqkit", *args], env=env, capture_output=True, text=True)
-    if run.returncode != 0:
-        _fail(f"seqkit {' '.join(args[:3])} failed:\n{run.stderr[-3000:]}")
-    return run.stdout + run.stderr
-
-
 def seqkit_run(config: str, overrides: list[str], seed: int, budget: float, work: str,
                threads: int) -> tuple[dict, float, float, int]:
     """Test metrics, best validation accuracy, CPU seconds (fit and test processes) and epochs."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
-    layer = os.path.join(work, "budget.yaml")
-    with open(layer, "w") as f:  # the config's callbacks plus the budget (a later list replaces the first)
-        f.write("trainer:\n  callbacks:\n"
-                "    - class_path: ModelCheckpoint\n      init_args: {monitor: val_acc, mode: max, save_top_k: 1}\n"
-                f"    - class_path: seqkit.TimeBudget\n      init_args: {{seconds: {max(budget - 15, 5):.0f}, clock: cpu}}\n")
-    name = f"seed{seed}"
-    before = _children_cpu()
-    _seqkit(["fit", "--config", config, "--config", layer, f"--seed_everything={seed}", *overrides,
-             f"--trainer.logger.init_args.save_dir={work}", f"--trainer.logger.init_args.name={name}"], env)
-    ckpts = sorted(glob.glob(os.path.join(work, name, "version_0", "checkpoints", "*.ckpt")))
-    best = [c for c in ckpts if not c.endswith("last.ckpt")] or ckpts
-    if not best:
-        _fail(f"seqkit fit wrote no checkpoint under {os.path.join(work, name)}")
-    _seqkit(["test", f"--ckpt_path={best[0]}", f"--trainer.logger.init_args.save_dir={work}",
-             f"--trainer.logger.init_args.name={name}-test"], env)
-    cpu = _children_cpu() - before
-    with open(os.path.join(work, name, "version_0", "metrics.csv")) as f:
+    fit_csv, test_csv, cpu = fit_and_test(config, overrides, seed, budget, work, threads, "video_real")
+    with open(fit_csv) as f:
         rows = list(csv.DictReader(f))
     vals = [float(r["val_acc"]) for r in rows if r.get("val_acc")]
     epochs = len(vals)
     edits = [float(r["val_edit"]) for r in rows if r.get("val_acc")]
     if vals:  # for validation-only choices between settings of equal accuracy
         print(f"  seqkit seed {seed}: val edit {edits[vals.index(max(vals))]:.4f} at the best val acc", flush=True)
-    with open(os.path.join(work, f"{name}-test", "version_0", "metrics.csv")) as f:
+    with open(test_csv) as f:
         row = next(r for r in csv.DictReader(f) if r.get("test_acc"))
     return {k: float(row[f"test_{k}"]) for k in METRICS}, max(vals) if vals else float("nan"), cpu, epochs
 
